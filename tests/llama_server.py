@@ -62,7 +62,8 @@ def start_llama_server(model: Path, *, n_ctx: int = CONTEXT, timeout: float = 12
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            tail = log.read_text()[-3000:]
+            raise RuntimeError(f"llama.cpp server exited with {process.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
                 if response.status == 200:

@@ -1,5 +1,8 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
+from schemagen.budget import Budget
+from schemagen.client import Client, aextract, aextract_result, extract, extract_result
+from schemagen.engine import Extraction, Settings
 from schemagen.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -20,30 +23,51 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.render import Example
+from schemagen.retry import RetryPolicy
+from schemagen.schema import SchemaChange, ToolSpec, build_tool
+from schemagen.tokens import count_tokens
+from schemagen.trace import AttemptRecord, Trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
+    "AttemptRecord",
+    "Budget",
     "BudgetExceeded",
+    "Client",
     "Completion",
     "ConfigurationError",
     "ContextOverflowError",
+    "Example",
+    "Extraction",
     "ExtractionError",
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",
     "Request",
     "RequestRejectedError",
+    "RetryPolicy",
+    "SchemaChange",
     "SchemaError",
     "SchemagenError",
     "ServerError",
+    "Settings",
     "TemplateError",
     "TemplateSecurityError",
     "ToolCall",
+    "ToolSpec",
+    "Trace",
     "TransportError",
     "TruncatedError",
     "Usage",
     "__version__",
+    "aextract",
+    "aextract_result",
+    "build_tool",
+    "count_tokens",
+    "extract",
+    "extract_result",
 ]

@@ -222,3 +222,14 @@ def test_double_bos_check_on_raw_strings() -> None:
     assert codes(check_double_bos("<s> <s>[INST] hi [/INST]", "<s>")) == ["double-bos"]
     assert check_double_bos("<s>[INST] hi [/INST]", "<s>") == []
     assert check_double_bos("<s><s>", "") == []
+
+
+def test_extra_template_variables_reach_the_lint_renders() -> None:
+    source = CHATML.replace(
+        "<|im_start|>assistant\n{% endif %}",
+        "<|im_start|>assistant\n{% if not thinking %}<think></think>{% endif %}{% endif %}",
+    )
+    template = ChatTemplate.from_string(source)
+    assert generation_prompt(template, USER, thinking=False) == "<|im_start|>assistant\n<think></think>"
+    assert generation_prompt(template, USER, thinking=True) == "<|im_start|>assistant\n"
+    assert lint_prompt(template, USER, thinking=True) == []

@@ -309,6 +309,15 @@ def test_deepseek_ascii_markers_missing_ends_and_unclosed_fence() -> None:
     assert any("end marker" in note for note in report.notes)
 
 
+def test_ascii_deepseek_markers_are_not_taken_for_kimi_in_auto() -> None:
+    # With ASCII "_" the DeepSeek call marker reads <|tool_call_begin|>, exactly Kimi's.
+    text = '<|tool_calls_begin|><|tool_call_begin|>get_weather<|tool_sep|>{"city": "Paris"}<|tool_call_end|>'
+    reports = parse_tool_calls(text)
+    assert [r.parser for r in reports] == ["kimi_k2", "deepseek_v3"]
+    assert reports[0].calls == [] and reports[0].skipped
+    assert calls(reports[-1]) == [("get_weather", {"city": "Paris"})]
+
+
 def test_deepseek_v31_with_newlines_and_trailing_comma() -> None:
     text = '<｜tool▁call▁begin｜> get_weather <｜tool▁sep｜>\n{"city": "Paris",}\n<｜tool▁call▁end｜>'
     report = parse("deepseek_v3", text)

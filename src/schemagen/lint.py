@@ -170,19 +170,22 @@ def check_tools_present(prompt: str, tools: Sequence[Mapping[str, Any]]) -> list
 
 
 def generation_prompt(
-    template: ChatTemplate, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
+    template: ChatTemplate,
+    messages: Sequence[Message],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    **extra: Any,
 ) -> str:
     """The assistant header ``template`` appends for ``messages`` ('' if it appends none)."""
-    with_prompt = template.render(messages, tools=tools, add_generation_prompt=True)
-    without_prompt = template.render(messages, tools=tools, add_generation_prompt=False)
+    with_prompt = template.render(messages, tools=tools, add_generation_prompt=True, **extra)
+    without_prompt = template.render(messages, tools=tools, add_generation_prompt=False, **extra)
     return generation_prompt_between(with_prompt, without_prompt)
 
 
 def template_ignores_tools(
-    template: ChatTemplate, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]]
+    template: ChatTemplate, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]], **extra: Any
 ) -> bool:
     """True when rendering with ``tools`` gives the same text as without them."""
-    return template.render(messages, tools=tools) == template.render(messages, tools=None)
+    return template.render(messages, tools=tools, **extra) == template.render(messages, tools=None, **extra)
 
 
 def inject_tools_into_system(
@@ -223,25 +226,27 @@ def lint_prompt(
     tools: Sequence[Mapping[str, Any]] | None = None,
     *,
     prompt: str | None = None,
+    **extra: Any,
 ) -> list[Finding]:
     """Everything wrong with the prompt for ``messages`` under ``template``.
 
     ``prompt`` is the prompt actually sent (e.g. a server's own rendering); by default the
     template's rendering with normalised messages, which is what schemagen sends in raw mode.
     The messages are also rendered unnormalised, as a chat server passing them through would,
-    and problems only that rendering has are reported as warnings.
+    and problems only that rendering has are reported as warnings. ``extra`` reaches the
+    template as variables, as in :meth:`ChatTemplate.render`.
     """
     findings: list[Finding] = []
     normalized = normalize_messages(messages)
-    with_prompt = template.render(messages, tools=tools, add_generation_prompt=True)
-    without_prompt = template.render(messages, tools=tools, add_generation_prompt=False)
+    with_prompt = template.render(messages, tools=tools, add_generation_prompt=True, **extra)
+    without_prompt = template.render(messages, tools=tools, add_generation_prompt=False, **extra)
     checked = with_prompt if prompt is None else prompt
 
     findings += check_generation_prompt(checked, generation_prompt_between(with_prompt, without_prompt))
     findings += check_content_literals(checked, normalized)
 
     try:
-        passed_through = template.render(messages, tools=tools, normalize=False)
+        passed_through = template.render(messages, tools=tools, normalize=False, **extra)
     except TemplateError as exc:
         findings.append(Finding(
             "unnormalized-render-fails", "warning",
@@ -261,7 +266,7 @@ def lint_prompt(
                 ))
 
     if tools:
-        if template_ignores_tools(template, messages, tools):
+        if template_ignores_tools(template, messages, tools, **extra):
             findings.append(Finding(
                 "tools-ignored", "error",
                 "the template renders the same prompt with and without tools, so the model never sees "

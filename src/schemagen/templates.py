@@ -12,7 +12,7 @@ import functools
 import json
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -204,7 +204,7 @@ class ChatTemplate:
     bos_token: str = ""
     eos_token: str = ""
     name: str = "chat template"
-    tokenizer_adds_bos: bool | None = field(default=None, compare=False)
+    tokenizer_adds_bos: bool | None = None
 
     # ---- constructors
 

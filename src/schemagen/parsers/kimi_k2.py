@@ -27,6 +27,8 @@ _CALL_BEGIN = "<|tool_call_begin|>"
 _ARG_BEGIN = "<|tool_call_argument_begin|>"
 # The section markers exist in singular and plural spellings.
 _SECTION = re.compile(r"<\|tool_calls?_section_(?:begin|end)\|>")
+# Any id shape is welcome, but not whitespace or other markers inside it.
+_PLAUSIBLE_ID = re.compile(r"^[^\s<>|]*$")
 _CALL = re.compile(
     r"<\|tool_call_begin\|>(.*?)(<\|tool_call_end\|>|(?=<\|tool_call_begin\|>)|(?=<\|tool_calls?_section_end\|>)|\Z)",
     re.DOTALL,
@@ -70,6 +72,10 @@ class KimiK2Parser:
             raw_id, args_text = body[:brace], body[brace:]
             report.notes.append(f"{what}: no <|tool_call_argument_begin|>; read the JSON after the id")
         raw_id = raw_id.strip()
+        if not _PLAUSIBLE_ID.match(raw_id):
+            # e.g. DeepSeek markers spelled in ASCII, which share <|tool_call_begin|> with Kimi.
+            report.skipped.append(f"{what}: {preview(raw_id)} is not a call id")
+            return
         split = leading_json(args_text)
         if split is None:
             report.skipped.append(f"{what}: arguments are not a JSON object: {preview(args_text)}")

@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from tests.llama_server import free_port  # noqa: E402
+
 import schemagen  # noqa: E402
 from schemagen.schema import build_tool  # noqa: E402
 from schemagen.tokens import counter_for  # noqa: E402
-from tests.llama_server import free_port  # noqa: E402
 
 
 class Item(BaseModel):

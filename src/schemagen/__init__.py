@@ -1,5 +1,6 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
+from schemagen.bounds import BoundRule, max_output_tokens, output_bound
 from schemagen.budget import Budget
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.engine import Extraction, Settings
@@ -23,7 +24,9 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.pricing import price_for, register_price
 from schemagen.render import Example
+from schemagen.repetition import RepetitionGuard, detect_repetition
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
@@ -35,6 +38,7 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "AttemptRecord",
+    "BoundRule",
     "Budget",
     "BudgetExceeded",
     "Client",
@@ -47,6 +51,7 @@ __all__ = [
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",
+    "RepetitionGuard",
     "Request",
     "RequestRejectedError",
     "RetryPolicy",
@@ -68,6 +73,11 @@ __all__ = [
     "aextract_result",
     "build_tool",
     "count_tokens",
+    "detect_repetition",
     "extract",
     "extract_result",
+    "max_output_tokens",
+    "output_bound",
+    "price_for",
+    "register_price",
 ]

@@ -13,11 +13,13 @@ JSON schema of the answer and the size of the input text. The rule::
                 (n = tokens of the input text; ``item`` = the skeleton of one item of each
                 unbounded array or map: answers copy at most about the input, and each
                 list item is assumed to come from at least ``tokens_per_item`` input tokens)
-    max_tokens = min(ceiling, max(floor, slack * (fixed + unbounded) + margin))
+    max_tokens = slack * fixed + margin                                    (fully bounded)
+    max_tokens = min(ceiling, max(floor, slack * (fixed + unbounded) + margin))   (otherwise)
 
 then capped at the context left (window - prompt) when the window is known.
-Reasoning models (o1, o3, o4, gpt-5) get ``reasoning_extra`` more, since their
-hidden reasoning counts against the same limit.
+Reasoning models (o1, o3, o4, gpt-5, and by name qwen3, qwq, deepseek-r1, gpt-oss,
+magistral) get ``reasoning_extra`` more, since their reasoning counts against the
+same limit; for another thinking model pass ``max_tokens=`` or a larger floor.
 
 Bounded content is measured in characters (a token is at least one character), so
 a schema with ``maxLength``/``maxItems``/enums everywhere gets a true upper bound; the
@@ -49,7 +51,7 @@ FORMAT_CHARS: dict[str, int] = {
     "email": 254,  # RFC 5321's limit
 }
 # Model names whose hidden reasoning tokens count against max_completion_tokens.
-REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "qwen3", "qwq", "deepseek-r1", "gpt-oss", "magistral")
 
 
 def _default_count(text: str) -> int:
@@ -274,7 +276,7 @@ def output_bound(
     needed = math.ceil(rule.slack * (size.fixed + grown)) + rule.margin
     limited_by = "schema" if size.bounded else "input"
     value = needed
-    if value < rule.floor:
+    if value < rule.floor and not size.bounded:  # a bounded schema's size is already a worst case
         value, limited_by = rule.floor, "floor"
     if value > rule.ceiling:
         value, limited_by = rule.ceiling, "ceiling"

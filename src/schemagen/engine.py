@@ -376,14 +376,20 @@ class ExtractionRun(Generic[T]):
         """'length' or 'repetition' when the output was cut off, else None.
 
         Some servers (llama.cpp) report finish_reason="tool_calls" even when max_tokens
-        cut the call short, so reaching max_tokens counts as hitting it too.
+        or the full context cut the call short, so reaching either counts too.
         """
         if completion.finish_reason == REPETITION:
             return REPETITION
         if completion.finish_reason == "length":
             return "length"
+        if completion.finish_reason == "stop":
+            return None
+        usage = completion.usage
         limit = self.current.request.max_tokens
-        if limit and completion.usage.completion_tokens >= limit and completion.finish_reason != "stop":
+        if limit and usage.completion_tokens >= limit:
+            return "length"
+        window = self.window()  # unbounded requests stop when the context is full
+        if window and usage.prompt_tokens and usage.prompt_tokens + usage.completion_tokens >= window:
             return "length"
         return None
 

@@ -356,3 +356,65 @@ def test_a_repetition_can_be_reasked(streamer: StreamServer) -> None:
     resent = second["messages"][-2]["tool_calls"][0]["function"]["arguments"]
     assert len(resent) <= 603  # the loop is not resent in full
     assert second["max_tokens"] == streamer.requests[0].body["max_tokens"]  # a loop gets no more room
+
+
+# ---------------------------------------------------------------- a backend with its own tokenizer
+
+
+class CountingBackend:
+    """A local-style backend: its own tokenizer and window; answers from a script."""
+
+    endpoints = frozenset({"chat"})
+    model = "local-model"
+    supports_strict = False
+    max_context = 600
+
+    def __init__(self, *answers: schemagen.Completion) -> None:
+        self.answers = list(answers)
+        self.requests: list[schemagen.Request] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())  # a whitespace tokenizer: easy to check by hand
+
+    def complete(self, request: schemagen.Request) -> schemagen.Completion:
+        self.requests.append(request)
+        return self.answers.pop(0)
+
+    async def acomplete(self, request: schemagen.Request) -> schemagen.Completion:
+        return self.complete(request)
+
+    def close(self) -> None:
+        pass
+
+
+def _answer(args: object, completion_tokens: int = 20, prompt_tokens: int = 100) -> schemagen.Completion:
+    return schemagen.Completion(
+        tool_calls=(schemagen.ToolCall("Notes", json.dumps(args), "c"),), finish_reason="tool_calls",
+        usage=schemagen.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, requests=1))
+
+
+def test_the_backends_own_tokenizer_and_window_are_used() -> None:
+    backend = CountingBackend(_answer(GOOD))
+    sg = schemagen.Client(backend=backend)
+    result = sg.extract_result(Notes, TEXT)
+    [request] = backend.requests
+    run = ExtractionRun(Notes, TEXT, sg.settings, counter=sg.counter)
+    assert run.counter.native and run.input_tokens == len(TEXT.split())
+    prompt = run.prompt_tokens(request)
+    assert request.max_tokens == derived_with(run)
+    assert prompt + (request.max_tokens or 0) <= backend.max_context  # no margin: the count is exact
+    assert result.attempts == 1
+
+
+def derived_with(run: ExtractionRun) -> int:
+    return output_bound(run.spec.parameters, run.input_tokens, count=run.counter,
+                        context_left=None).max_tokens
+
+
+def test_filling_the_known_window_without_a_bound_is_a_truncation() -> None:
+    # bounds=False: the server stops when the context is full, and may say "tool_calls"
+    backend = CountingBackend(_answer(GOOD, completion_tokens=500, prompt_tokens=100))
+    with pytest.raises(TruncatedError) as info:
+        schemagen.Client(backend=backend, bounds=False).extract(Notes, TEXT)
+    assert info.value.max_tokens is None and "server's token limit" in str(info.value)
+    assert "max_tokens" not in backend.requests[0].body

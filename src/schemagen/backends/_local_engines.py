@@ -77,10 +77,12 @@ _KEYWORDS = (
     "maxProperties", "prefixItems", "items", "enum", "const", "required", "type",
 )
 _HINTS = (
-    (re.compile(r"regex|look-?around|look-?behind|look-?ahead", re.I), "pattern"),
-    (re.compile(r"unknown format|unsupported format", re.I), "format"),
+    (re.compile(r"regex|look-?around|look-?behind|look-?ahead|\bNFA\b|\bDFA\b", re.I), "pattern"),
+    (re.compile(r"\bformat\b", re.I), "format"),
     (re.compile(r"pointer|reference|\$ref|definition", re.I), "$ref"),
 )
+#: keywords that are also English words: only recognised when quoted in the message
+_WORDY = {"if", "then", "else", "not", "type", "items", "required", "const", "enum", "contains", "pattern"}
 
 
 def _find_keyword_path(node: Any, keyword: str, path: str = "$") -> str | None:
@@ -100,25 +102,38 @@ def _find_keyword_path(node: Any, keyword: str, path: str = "$") -> str | None:
     return None
 
 
+def _guess_keyword(message: str, schema: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The keyword an engine's message points at, and where the schema uses it.
+
+    A guess only counts when the schema really uses that keyword.
+    """
+    candidates: list[tuple[int, str]] = []
+    for kw in _KEYWORDS:
+        quoted = re.search(rf"[\"'`]{re.escape(kw)}[\"'`]", message)
+        if quoted:
+            candidates.append((quoted.start(), kw))
+        elif kw not in _WORDY:
+            bare = re.search(rf"(?<![\w$]){re.escape(kw)}(?!\w)", message)
+            if bare:
+                candidates.append((bare.start() + len(message), kw))  # after every quoted one
+    ordered = [kw for _, kw in sorted(candidates)]
+    ordered[:0] = [kw for pattern, kw in _HINTS if pattern.search(message)]
+    for kw in ordered:
+        path = _find_keyword_path(schema, kw)
+        if path:
+            return kw, path
+    return None, None
+
+
 def schema_error(engine: str, message: str, schema: dict[str, Any]) -> SchemaError:
     """A :class:`SchemaError` naming the JSON-Schema keyword at fault when the message shows it."""
-    keyword: str | None = None
-    for pattern, kw in _HINTS:
-        if pattern.search(message):
-            keyword = kw
-            break
-    if keyword is None:
-        for kw in _KEYWORDS:
-            if re.search(rf"(?<![\w$]){re.escape(kw)}(?!\w)", message):
-                keyword = kw
-                break
-    path = (_find_keyword_path(schema, keyword) if keyword else None) or "$"
+    keyword, path = _guess_keyword(message, schema)
     first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
     detail = " ".join(line.strip() for line in message.strip().splitlines()[1:] if line.strip())
     text = f"The {engine} engine can't compile this schema: {first_line}"
     if detail:
         text += f" ({detail})"
-    return SchemaError(text, path=path, keyword=keyword)
+    return SchemaError(text, path=path or "$", keyword=keyword)
 
 
 def canonical_schema(schema: dict[str, Any]) -> str:

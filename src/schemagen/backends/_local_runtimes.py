@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -244,7 +245,10 @@ class LlamaCppRuntime(Runtime):
                 raise _missing("llguidance") from exc
             # The same bridge Outlines' LLGuidanceBackend uses, without building Outlines' own
             # Python-side vocabulary dict (not needed for llguidance).
-            self._llg_tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self._vocab)
+            with warnings.catch_warnings():
+                # it calls llama_token_get_attr once per token, deprecated in llama-cpp-python 0.3.x
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._llg_tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self._vocab)
         return self._llg_tokenizer
 
 

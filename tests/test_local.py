@@ -294,3 +294,23 @@ class TestTransformers:
         Person.model_validate_json(again.text)
         short = hf.complete(request(hf, TEXTS[0], max_tokens=3))
         assert short.finish_reason == "length"
+
+
+def test_close_objects_only_closes_unspecified_objects() -> None:
+    from schemagen.backends.local import close_objects
+
+    schema = {
+        "type": "object",
+        "properties": {"properties": {"type": "object", "properties": {"x": {"type": "integer"}}},
+                       "extra": {"type": "object", "properties": {}, "additionalProperties": True}},
+        "$defs": {"Item": {"type": "object", "properties": {"a": {"type": "string"}}}},
+        "anyOf": [{"type": "object", "properties": {"b": {"type": "string"}}}],
+    }
+    closed = close_objects(schema)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["properties"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["properties"]  # a field named "properties" stays a field
+    assert closed["properties"]["extra"]["additionalProperties"] is True
+    assert closed["$defs"]["Item"]["additionalProperties"] is False
+    assert closed["anyOf"][0]["additionalProperties"] is False
+    assert "additionalProperties" not in schema  # the input is not modified

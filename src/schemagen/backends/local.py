@@ -57,6 +57,7 @@ __all__ = [
     "LocalBackend",
     "LocalStats",
     "clear_model_cache",
+    "close_objects",
     "hf_dir_from_gguf",
     "resolve_model_spec",
 ]
@@ -105,6 +106,47 @@ def resolve_model_spec(
     return "transformers", path.resolve()
 
 
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_VALUES = (
+    "items", "additionalItems", "additionalProperties", "not", "if", "then", "else", "contains",
+    "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+)
+
+
+def close_objects(schema: Any) -> Any:
+    """A copy of ``schema`` where objects that list ``properties`` but say nothing about
+    ``additionalProperties`` (Pydantic's default) admit no other keys.
+
+    The output then still matches the original schema, and the model can't spend tokens on
+    invented keys (SmolLM2 adds ``"zip"`` and ``"addresses"`` when allowed). Explicit
+    ``additionalProperties``, ``patternProperties`` and ``unevaluatedProperties`` are kept.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            out[key] = {name: close_objects(sub) for name, sub in schema[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            out[key] = [close_objects(sub) for sub in schema[key]]
+    for key in _SCHEMA_VALUES:
+        value = schema.get(key)
+        if isinstance(value, dict):
+            out[key] = close_objects(value)
+        elif key == "items" and isinstance(value, list):
+            out[key] = [close_objects(sub) for sub in value]
+    if (
+        isinstance(schema.get("properties"), dict)
+        and "additionalProperties" not in schema
+        and "patternProperties" not in schema
+        and "unevaluatedProperties" not in schema
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
 def clear_model_cache() -> None:
     """Forget every loaded model and its compiled grammars (process-wide)."""
     clear_runtimes()
@@ -148,6 +190,8 @@ class LocalBackend:
     :param n_ctx: context window (llama.cpp default 4096; transformers: the model's).
     :param n_threads: CPU threads (default: all cores).
     :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
+    :param close_objects: forbid keys a schema object doesn't list when it says nothing
+        about ``additionalProperties`` (see :func:`close_objects`).
     """
 
     endpoints: frozenset[Endpoint] = frozenset({"completions"})
@@ -163,6 +207,7 @@ class LocalBackend:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         fast_forward: bool = True,
+        close_objects: bool = True,
     ) -> None:
         if engine not in ENGINES:
             choices = ", ".join(ENGINES)
@@ -173,6 +218,7 @@ class LocalBackend:
         self._runtime: Runtime = load_runtime(kind, path, device=device, n_ctx=n_ctx, n_threads=n_threads)
         self.engine = engine
         self.fast_forward = fast_forward
+        self.close_objects = close_objects
         self.model = f"local:{path}"
         if engine != "llguidance" or kind != "llama.cpp":
             # Fail now, not at the first request, when the engine can't serve this model type.
@@ -240,7 +286,7 @@ class LocalBackend:
         if not isinstance(schema, dict):
             raise SchemaError("The constraint must be a JSON schema object", path="$")
         rt = self._runtime
-        key = (self.engine, canonical_schema(schema))
+        key = (f"{self.engine}{'+closed' if self.close_objects else ''}", canonical_schema(schema))
         with rt.lock:
             grammar = rt.grammars.get(key)
             if grammar is not None:
@@ -250,7 +296,7 @@ class LocalBackend:
                 return grammar, True
             engine = self._engine()
             started = time.perf_counter()
-            grammar = engine.compile(schema)
+            grammar = engine.compile(close_objects(schema) if self.close_objects else schema)
             elapsed = time.perf_counter() - started
             rt.grammars[key] = grammar
             while len(rt.grammars) > GRAMMAR_CACHE_SIZE:
@@ -284,6 +330,7 @@ class LocalBackend:
         top_p = float(body.get("top_p") or 1.0)
         seed = body.get("seed")
         stops = _stop_list(body.get("stop"))
+        ignore_eos = bool(body.get("ignore_eos")) and request.constraint is None
         schema = request.constraint
         rt = self._runtime
 
@@ -309,7 +356,7 @@ class LocalBackend:
             state_s = time.perf_counter() - state_started
             result = self._generate(
                 prompt_ids, state, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                rng=np.random.default_rng(seed), stops=stops,
+                rng=np.random.default_rng(seed), stops=stops, ignore_eos=ignore_eos,
             )
             out_ids, finish, counters, text = result
             stats = rt.stats
@@ -384,10 +431,10 @@ class LocalBackend:
 
     def _generate(
         self, prompt_ids: list[int], state: GuideState | None, *, max_tokens: int, temperature: float,
-        top_p: float, rng: np.random.Generator, stops: list[str],
+        top_p: float, rng: np.random.Generator, stops: list[str], ignore_eos: bool = False,
     ) -> tuple[list[int], str, dict[str, Any], str]:
         rt = self._runtime
-        eog = rt.eog_token_ids
+        eog = frozenset() if ignore_eos else rt.eog_token_ids
         width = rt.vocab_size
         bitmask = self._bitmask()
         fast_forward = self.fast_forward and state is not None

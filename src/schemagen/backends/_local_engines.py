@@ -59,11 +59,15 @@ class CompiledGrammar(Protocol):
 
 
 class Engine(Protocol):
-    """An engine bound to one loaded model (its vocabulary view is built in ``__init__``)."""
+    """An engine bound to one loaded model (its vocabulary view is built in ``__init__``).
+
+    ``compact=True`` allows no whitespace between JSON tokens; ``False`` allows one optional
+    space where JSON allows whitespace (Outlines' default, ``[ ]?``).
+    """
 
     name: str
 
-    def compile(self, schema: dict[str, Any]) -> CompiledGrammar: ...
+    def compile(self, schema: dict[str, Any], *, compact: bool = True) -> CompiledGrammar: ...
 
 
 # --------------------------------------------------------------------------- schema errors
@@ -199,12 +203,13 @@ class LLGuidanceEngine:
         self._llg = llguidance
         self.tokenizer = runtime.llguidance_tokenizer()
 
-    def compile(self, schema: dict[str, Any]) -> CompiledGrammar:
+    def compile(self, schema: dict[str, Any], *, compact: bool = True) -> CompiledGrammar:
         matcher_cls = self._llg.LLMatcher
+        options: dict[str, Any] = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+        if not compact:
+            options["whitespace_pattern"] = "[ ]?"
         try:
-            grammar = matcher_cls.grammar_from_json_schema(
-                schema, overrides={"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
-            )
+            grammar = matcher_cls.grammar_from_json_schema(schema, overrides=options)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
             raise schema_error(self.name, str(exc), schema) from exc
         is_error, messages = matcher_cls.validate_grammar_with_warnings(grammar, self.tokenizer)
@@ -281,13 +286,13 @@ class OutlinesCoreEngine:
         self._backend = OutlinesCoreBackend(runtime.outlines_model())
         self._eos = int(self._backend.eos_token_id)
 
-    def compile(self, schema: dict[str, Any]) -> CompiledGrammar:
+    def compile(self, schema: dict[str, Any], *, compact: bool = True) -> CompiledGrammar:
         from outlines_core import Index
         from outlines_core.json_schema import build_regex_from_schema
 
         try:
-            # "" = no optional whitespace between JSON tokens (Outlines' default allows "[ ]?").
-            regex = build_regex_from_schema(json.dumps(schema), "")
+            # "" = no whitespace between JSON tokens; Outlines' default is "[ ]?".
+            regex = build_regex_from_schema(json.dumps(schema), "" if compact else "[ ]?")
             index = Index(regex, self._backend.vocabulary)
         except Exception as exc:
             raise schema_error(self.name, str(exc), schema) from exc
@@ -366,10 +371,11 @@ class XGrammarEngine:
         self._vocab_size = runtime.vocab_size
         self._eos = runtime.eos_token_id
 
-    def compile(self, schema: dict[str, Any]) -> CompiledGrammar:
+    def compile(self, schema: dict[str, Any], *, compact: bool = True) -> CompiledGrammar:
+        separators = (",", ":") if compact else (", ", ": ")
         try:
             compiled = self._backend.grammar_compiler.compile_json_schema(
-                json.dumps(schema), any_whitespace=False, separators=(",", ":")
+                json.dumps(schema), any_whitespace=False, separators=separators
             )
         except Exception as exc:
             raise schema_error(self.name, str(exc), schema) from exc

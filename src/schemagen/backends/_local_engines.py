@@ -346,7 +346,8 @@ class _XGRGrammar:
     def new_state(self) -> GuideState:
         import xgrammar as xgr
 
-        return _XGRState(xgr.GrammarMatcher(self._compiled), self._vocab_size, self._eos)
+        matcher = xgr.GrammarMatcher(self._compiled, terminate_without_stop_token=True)
+        return _XGRState(matcher, self._vocab_size, self._eos)
 
 
 class XGrammarEngine:

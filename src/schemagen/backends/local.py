@@ -336,7 +336,8 @@ class LocalBackend:
         temperature = float(body.get("temperature") or 0.0)
         top_p = float(body.get("top_p") or 1.0)
         seed = body.get("seed")
-        stops = _stop_list(body.get("stop"))
+        # stop strings apply to free text only: the grammar decides where constrained output ends
+        stops = _stop_list(body.get("stop")) if request.constraint is None else []
         ignore_eos = bool(body.get("ignore_eos")) and request.constraint is None
         schema = request.constraint
         rt = self._runtime

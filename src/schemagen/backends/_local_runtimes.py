@@ -439,6 +439,7 @@ def hf_dir_from_gguf(
                 del model.config.quantization_config
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
             try:
                 tmp.rename(target)
             except OSError:

@@ -146,21 +146,54 @@ def outlines_model_for(backend: LocalBackend) -> Any:
     return model
 
 
-def outlines_call(backend: LocalBackend, generator: Any, prompt: str, n: int) -> tuple[str, float]:
+class ModelTimer:
+    """Times every forward pass of the runtime's model while active (llama.cpp ``decode`` or
+    the transformers ``forward``), so time outside the model can be told apart in one run."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        rt = backend._runtime
+        self.owner: Any = rt.llm._ctx if rt.kind == "llama.cpp" else rt.model  # type: ignore[attr-defined]
+        self.name = "decode" if rt.kind == "llama.cpp" else "forward"
+        self.calls: list[float] = []
+
+    def __enter__(self) -> ModelTimer:
+        original = getattr(self.owner, self.name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.calls.append(time.perf_counter() - started)
+
+        setattr(self.owner, self.name, timed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        delattr(self.owner, self.name)  # back to the class's method
+
+
+def outlines_call(
+    backend: LocalBackend, generator: Any, prompt: str, n: int
+) -> tuple[str, float, list[float]]:
+    """Outlines' output, its wall time, and the time of each forward pass (the first is the prompt)."""
     rt = backend._runtime
     kwargs: dict[str, Any] = (
         {"max_tokens": n, "temperature": 0.0} if rt.kind == "llama.cpp"
         else {"max_new_tokens": n, "do_sample": False}
     )
     with rt.lock:
-        started = time.perf_counter()
-        text = generator(prompt, **kwargs)
-        elapsed = time.perf_counter() - started
+        if rt.kind == "llama.cpp":
+            rt.llm.reset()  # type: ignore[attr-defined]
+        with ModelTimer(backend) as timer:
+            started = time.perf_counter()
+            text = generator(prompt, **kwargs)
+            elapsed = time.perf_counter() - started
         if rt.kind == "llama.cpp":
             rt.llm.reset()  # type: ignore[attr-defined]
         else:
             rt._cache, rt._tokens = None, []  # type: ignore[attr-defined]
-    return str(text), elapsed
+    return str(text), elapsed, timer.calls
 
 
 def valid(text: str) -> bool:
@@ -171,17 +204,18 @@ def valid(text: str) -> bool:
     return True
 
 
-def bench_runtime(runtime: str, runs: int) -> dict[str, Any]:
+def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any]:
     import outlines
 
     print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
     started = time.perf_counter()
-    ours = LocalBackend(runtime=runtime, device="cpu")
+    opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads}
+    ours = LocalBackend(**opts)
     rt = ours._runtime
     print(f"model load {time.perf_counter() - started:.2f}s  device={ours.device}  path={ours.model_path}")
-    noff = LocalBackend(runtime=runtime, device="cpu", fast_forward=False)
+    noff = LocalBackend(**opts, fast_forward=False)
     prompt = render(ours)
-    res: dict[str, Any] = {"runtime": runtime, "device": ours.device}
+    res: dict[str, Any] = {"runtime": runtime, "device": ours.device, "threads": threads}
 
     # ---- compile: ours
     t = time.perf_counter()
@@ -194,11 +228,11 @@ def bench_runtime(runtime: str, runs: int) -> dict[str, Any]:
     for _ in range(200):
         t = time.perf_counter()
         grammar, hit = ours.compiled_grammar(SCHEMA)
-        grammar.new_state()
+        ours._check_engaged(grammar.new_state())  # what complete() does before generating
         warm.append(time.perf_counter() - t)
         assert hit
     res["compile_warm_s"] = med(warm)
-    oc = LocalBackend(runtime=runtime, device="cpu", engine="outlines_core")
+    oc = LocalBackend(**opts, engine="outlines_core")
     t = time.perf_counter()
     oc.compiled_grammar(SCHEMA)
     res["oc_compile_cold_s"] = time.perf_counter() - t  # engine setup + index
@@ -254,24 +288,22 @@ def bench_runtime(runtime: str, runs: int) -> dict[str, Any]:
         add("_model/unconstrained, free-running", free.raw["model_ms"] / max(free.raw["decode_steps"], 1))
 
         for name in ("outlines_core", "llguidance"):
+            label = "Outlines default (outlines_core)" if name == "outlines_core" else "Outlines + llguidance"
             # a new Generator per request is how Outlines is used for a new schema/request
             g = outlines.Generator(omodel, Contact, backend=name)
-            text, full = outlines_call(ours, g, prompt, MAX_TOKENS)
-            _, one = outlines_call(ours, g, prompt, 1)
+            text, elapsed, calls = outlines_call(ours, g, prompt, MAX_TOKENS)
             n_out = len(rt.tokenize(text, prompt=False))
-            add(f"_full/{name}", full)
-            add(f"_one/{name}", one)
+            add(label, (elapsed - calls[0]) * 1000 / n_out)  # without the prompt's forward pass
+            add(f"_loop/{label}", (elapsed - sum(calls)) * 1000 / n_out)
             keep[name] = (text, n_out)
 
     per_token = {k: best(v) for k, v in samples.items() if not k.startswith("_")}
     medians = {k: med(v) for k, v in samples.items() if not k.startswith("_")}
-    for name, label in (("outlines_core", "Outlines default (outlines_core)"),
-                        ("llguidance", "Outlines + llguidance")):
-        steps = max(keep[name][1] - 1, 1)
-        per_token[label] = (best(samples[f"_full/{name}"]) - best(samples[f"_one/{name}"])) * 1000 / steps
-        medians[label] = (med(samples[f"_full/{name}"]) - med(samples[f"_one/{name}"])) * 1000 / steps
     res["per_token_ms"] = per_token
     res["per_token_ms_median"] = medians
+    res["outside_model_us_per_token"] = {
+        k.split("/", 1)[1]: best(v) * 1000 for k, v in samples.items() if k.startswith("_loop/")
+    }
     base = per_token["unconstrained, same JSON"]
 
     # ---- print
@@ -303,6 +335,9 @@ def bench_runtime(runtime: str, runs: int) -> dict[str, Any]:
     in_run = (loop_c - loop_u) / model_pass
     print(f"  constrained overhead, in-run accounting: {loop_c * 1000:.0f} us/token in the loop vs "
           f"{loop_u * 1000:.0f} us unconstrained, model {model_pass:.2f} ms/pass -> {in_run * 100:+.2f}%")
+    print("  time outside the model's forward passes (sampling, constraint, Python), best run:")
+    for name, value in res["outside_model_us_per_token"].items():
+        print(f"    {name:36s} {value:8.0f} us/token")
     ff_ratio = best(samples["_ff_total_ms"]) / best(samples["_ff_same_json_total_ms"])
     print(f"  constrained extraction with fast-forward vs unconstrained generation of the same JSON: "
           f"{ff_ratio:.2f}x the time")
@@ -342,20 +377,29 @@ def plot(results: list[dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.2), squeeze=False)
-    for ax, res in zip(axes[0], results, strict=True):
-        items = list(res["per_token_ms"].items())
-        names = [k for k, _ in items]
-        values = [v for _, v in items]
-        colors = ["#888888" if k.startswith("unconstrained") else
-                  "#2b7bba" if "ours" in k else "#d9822b" for k in names]
-        ax.barh(names[::-1], values[::-1], color=colors[::-1])
-        for y, v in enumerate(values[::-1]):
-            ax.text(v, y, f" {v:.1f}", va="center", fontsize=8)
-        ax.set_xlabel("ms per output token (median)")
-        ax.set_title(f"SmolLM2-135M, {res['runtime']} on {res['device']}")
+    cols = len(results)
+    fig, axes = plt.subplots(2, cols, figsize=(7.0 * cols, 7.5), squeeze=False)
+
+    def color(name: str) -> str:
+        return "#888888" if name.startswith("unconstrained") else "#2b7bba" if "ours" in name else "#d9822b"
+
+    for col, res in enumerate(results):
+        for row, (data, unit, title) in enumerate((
+            (res["per_token_ms"], "ms per output token, wall clock (best run)", "per token"),
+            (res["outside_model_us_per_token"], "us per output token outside the model's forward passes",
+             "outside the model"),
+        )):
+            ax = axes[row][col]
+            names = list(data)[::-1]
+            values = [data[k] for k in names]
+            ax.barh(names, values, color=[color(k) for k in names])
+            for y, v in enumerate(values):
+                ax.text(v, y, f" {v:.1f}" if row == 0 else f" {v:.0f}", va="center", fontsize=8)
+            ax.set_xlabel(unit)
+            ax.set_title(f"SmolLM2-135M, {res['runtime']}, {res['device']}, "
+                         f"{res['threads']} thread: {title}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"\nplot written to {path}")
 
 
@@ -366,12 +410,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--runs-transformers", type=int, default=2)
     parser.add_argument("--no-transformers", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="CPU threads (default 1, llama-cpp-python's own default on 2 cores; several threads "
+        "spin-wait on each other and lose badly when other processes share the cores)",
+    )
     parser.add_argument("--plot", default=None, help="write a PNG of per-token time by engine")
     parser.add_argument("--json", default=None, help="write the figures as JSON")
+    parser.add_argument("--replot", default=None, help="only redraw --plot from a --json file")
     args = parser.parse_args()
-    results = [bench_runtime("llama.cpp", args.runs)]
+    if args.replot:
+        with open(args.replot) as fh:
+            plot(json.load(fh), args.plot or "local_per_token.png")
+        return
+    results = [bench_runtime("llama.cpp", args.runs, args.threads)]
     if not args.no_transformers:
-        results.append(bench_runtime("transformers", args.runs_transformers))
+        results.append(bench_runtime("transformers", args.runs_transformers, args.threads))
     if args.plot:
         plot(results, args.plot)
     if args.json:

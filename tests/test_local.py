@@ -280,7 +280,7 @@ class TestTransformers:
         folder = hf_dir_from_gguf(GGUF)  # converted once, then cached by the GGUF's hash
         assert (folder / "config.json").is_file()
         assert hf_dir_from_gguf(GGUF) == folder
-        hf = LocalBackend(f"local:{folder}", device="cuda")  # CUDA when present, else CPU
+        hf = LocalBackend(f"local:{folder}", device="cuda", n_threads=1)  # CUDA when present, else CPU
         assert hf.runtime == "transformers"
         assert hf.device in ("cpu", "cuda")
         assert "<|im_start|>" in (hf.chat_template_source or "")
@@ -323,7 +323,7 @@ def test_close_objects_only_closes_unspecified_objects() -> None:
 def test_xgrammar_engine_on_transformers() -> None:
     from schemagen.backends.local import LocalBackend
 
-    xg = LocalBackend(runtime="transformers", device="cpu", engine="xgrammar")
+    xg = LocalBackend(runtime="transformers", device="cuda", engine="xgrammar", n_threads=1)
     completion = xg.complete(request(xg, TEXTS[0]))
     assert completion.raw["engine"] == "xgrammar"
     assert completion.finish_reason == "stop"

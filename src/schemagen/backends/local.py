@@ -188,7 +188,8 @@ class LocalBackend:
     :param runtime: force ``"llama.cpp"`` or ``"transformers"``; a GGUF with ``"transformers"``
         is converted once into ``~/.cache/schemagen/hf/``.
     :param n_ctx: context window (llama.cpp default 4096; transformers: the model's).
-    :param n_threads: CPU threads (default: all cores).
+    :param n_threads: CPU threads (llama.cpp default: half the logical cores; transformers:
+        torch's default).
     :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
     :param compact: JSON with no whitespace between tokens (fewest tokens, and forced
         stretches such as ``","email":"`` can be fast-forwarded). ``False`` allows one optional

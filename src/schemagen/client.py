@@ -104,13 +104,15 @@ class Client:
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
         )
-        template = template if template is not None else getattr(self.backend, "chat_template", None)
-        if isinstance(template, str):
-            from schemagen.templates import load_template
+        from schemagen.templates import load_template, template_from_backend
 
-            template = load_template(template)
+        template = load_template(template) if template is not None else template_from_backend(self.backend)
         if mode is None:
             mode = "tools" if "chat" in self.backend.endpoints else "raw"
+        if mode == "raw" and template is None:
+            from schemagen.modes.raw import NEEDS_TEMPLATE
+
+            raise ConfigurationError(NEEDS_TEMPLATE)
         self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)
         self.settings = Settings(
             model=self.backend.model,

@@ -177,6 +177,7 @@ class ExtractionRun(Generic[T]):
         record = self.current
         record.completion = completion
         record.elapsed_s = time.perf_counter() - self._started
+        record.notes += completion.notes
         self.usage = self.usage + completion.usage
         try:
             self._judge(record, completion)
@@ -189,7 +190,7 @@ class ExtractionRun(Generic[T]):
             record.outcome = "refused"
             raise self._attach(RefusalError(completion.refusal or "finish_reason=content_filter"))
         try:
-            recovered = self.mode.recover(self.spec, completion)
+            recovered = self.mode.recover(self.spec, completion, record.request)
         except NoToolCall as exc:
             record.output = completion.text
             record.notes += [f"{r.parser}: skipped {s}" for r in exc.reports for s in r.skipped]

@@ -7,6 +7,7 @@ owns retrying, so attempts and waits are counted in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import time
@@ -29,6 +30,10 @@ from schemagen.redact import redact_text, register_secret
 _PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions"}
 _RETRYABLE_STATUS = {408, 409}
 OPENAI_HOSTS = ("api.openai.com",)
+#: Extensions to /v1/completions (vLLM, SGLang) that raw mode sends so special tokens survive.
+#: Servers that ignore unknown fields (llama.cpp) are fine; a server that answers 400/422 naming
+#: one (OpenAI) gets the request again without it, and this backend leaves it out from then on.
+OPTIONAL_FIELDS = ("add_special_tokens", "skip_special_tokens")
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -78,6 +83,17 @@ def map_openai_error(exc: Exception) -> TransportError:
         return RequestRejectedError(f"The server rejected the request (HTTP {status}): {message}.{hint}",
                                     status_code=status, body=body)
     return TransportError(f"Transport failure: {message}")
+
+
+def rejected_fields(exc: Exception, body: dict[str, Any]) -> list[str]:
+    """The optional fields of ``body`` that a 400/422 error names: the server refused them."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
+        return []
+    try:
+        said = f"{exc} {json.dumps(exc.body, default=str)}"
+    except (TypeError, ValueError):
+        said = str(exc)
+    return [name for name in OPTIONAL_FIELDS if name in body and name in said]
 
 
 def _arguments_text(arguments: Any) -> str:
@@ -150,6 +166,7 @@ class OpenAIBackend:
         host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
         self.base_url = base_url
+        self.rejected: set[str] = set()  # optional fields this server refused (OPTIONAL_FIELDS)
 
     @property
     def client(self) -> openai.OpenAI:
@@ -163,19 +180,85 @@ class OpenAIBackend:
             self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
         return self._async_client
 
+    def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
+        """The body to send: verbatim, less optional fields this server has refused before."""
+        left_out = [name for name in OPTIONAL_FIELDS if name in self.rejected and name in request.body]
+        if not left_out:
+            return request.body, []
+        body = {k: v for k, v in request.body.items() if k not in left_out}
+        return body, [f"left out {', '.join(left_out)}: this server rejected them earlier"]
+
+    def _drop(self, exc: Exception, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+        refused = rejected_fields(exc, body)
+        if not refused:
+            return None
+        self.rejected.update(refused)
+        status = getattr(exc, "status_code", "?")
+        note = (f"the server rejected {', '.join(refused)} (HTTP {status}); resent without them, so "
+                "special tokens may be added to the prompt or dropped from the output")
+        return {k: v for k, v in body.items() if k not in refused}, [note]
+
     def complete(self, request: Request) -> Completion:
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
         try:
-            data = self.client.post(_PATHS[request.endpoint], body=request.body, cast_to=object)
+            try:
+                data = self.client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = self.client.post(path, body=body, cast_to=object)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        return completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return self._completion(data, request, notes)
 
     async def acomplete(self, request: Request) -> Completion:
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
         try:
-            data = await self.async_client.post(_PATHS[request.endpoint], body=request.body, cast_to=object)
+            try:
+                data = await self.async_client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = await self.async_client.post(path, body=body, cast_to=object)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        return completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return self._completion(data, request, notes)
+
+    @staticmethod
+    def _completion(data: Any, request: Request, notes: list[str]) -> Completion:
+        completion = completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return dataclasses.replace(completion, notes=tuple(notes)) if notes else completion
+
+    # ------------------------------------------------------------ beyond the OpenAI API
+
+    @property
+    def server_root(self) -> str:
+        """The server's address without the API prefix: ``http://host:8000/v1`` -> ``http://host:8000``."""
+        url = str(self.client.base_url).rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def server_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST JSON to a server-specific route outside the OpenAI API (vLLM ``/tokenize``,
+        llama.cpp ``/apply-template``), relative to :attr:`server_root`. Used by ``doctor``."""
+        try:
+            return self.client.post(f"{self.server_root}/{path.lstrip('/')}", body=body, cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+
+    def server_get(self, path: str) -> Any:
+        """GET a server-specific route (llama.cpp ``/props``), relative to :attr:`server_root`."""
+        try:
+            return self.client.get(f"{self.server_root}/{path.lstrip('/')}", cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
 
     def close(self) -> None:
         if self._client is not None:

@@ -104,6 +104,9 @@ def extract(
     typer.echo(json.dumps(to_jsonable(result.value), indent=2, ensure_ascii=False))
 
 
+from schemagen import cli_doctor  # noqa: E402, F401  (registers `render` and `doctor`)
+
+
 def main() -> None:
     app()
 

@@ -260,38 +260,54 @@ def _call_problem(spec: ToolSpec, completion: Completion) -> str | None:
     return None
 
 
-def judge_forced_tool(spec: ToolSpec, samples: Sequence[Completion | Exception]) -> CheckResult:
-    """Every sample must be a call to the forced tool with schema-valid JSON arguments."""
-    evidence, failures = [], 0
+def _cut(completion: Completion, max_tokens: int | None) -> bool:
+    """Stopped by max_tokens: said so, or used them all (some servers say "tool_calls" anyway)."""
+    used = completion.usage.completion_tokens
+    return completion.finish_reason == "length" or bool(max_tokens and used >= max_tokens)
+
+
+def judge_forced_tool(
+    spec: ToolSpec, samples: Sequence[Completion | Exception], max_tokens: int | None = None
+) -> CheckResult:
+    """Every sample must be a call to the forced tool with schema-valid JSON arguments. A sample
+    cut off by ``max_tokens`` before its call was complete proves nothing either way."""
+    evidence, failures, cut = [], 0, 0
     for i, sample in enumerate(samples, 1):
-        problem = (
-            f"request failed: {sample}" if isinstance(sample, Exception) else _call_problem(spec, sample)
-        )
-        if problem:
+        if isinstance(sample, Exception):
+            failures += 1
+            evidence.append(f"sample {i}: request failed: {sample}")
+            continue
+        problem = _call_problem(spec, sample)
+        if problem and _cut(sample, max_tokens):
+            cut += 1
+            evidence.append(f"sample {i}: cut off at max_tokens={max_tokens}, inconclusive ({problem})")
+        elif problem:
             failures += 1
             evidence.append(f"sample {i}: {problem}")
         else:
-            assert isinstance(sample, Completion)
-            evidence.append(
-                f"sample {i}: {spec.name}({sample.tool_calls[0].arguments}) "
-                f"finish_reason={sample.finish_reason}"
-            )
+            call = sample.tool_calls[0]
+            evidence.append(f"sample {i}: {spec.name}({call.arguments}) finish_reason={sample.finish_reason}")
+    judged = len(samples) - cut
     if not samples:
         return CheckResult("forced-tool", "skip", "no samples were asked for (--samples 0)")
     if failures:
         return CheckResult(
             "forced-tool",
             "fail",
-            f"{failures} of {len(samples)} samples were not a valid forced call",
+            f"{failures} of {judged} samples were not a valid forced call",
             tuple(evidence),
             "The server ignores or loosely enforces a named tool_choice. Use a server/model with "
             "constrained tool calls (vLLM, llama.cpp with --jinja), or mode='raw' with a parser that "
             "accepts the model's format; schemagen's reasks cover occasional misses.",
         )
+    if not judged:
+        summary = "every sample was cut off by max_tokens (raise --max-tokens)"
+        return CheckResult("forced-tool", "skip", summary, tuple(evidence))
     return CheckResult(
         "forced-tool",
         "pass",
-        f"{len(samples)} of {len(samples)} samples called {spec.name} with schema-valid arguments",
+        f"{judged} of {judged} samples called {spec.name} with schema-valid arguments"
+        + (f" ({cut} cut off, not judged)" if cut else ""),
         tuple(evidence),
     )
 
@@ -830,7 +846,7 @@ class Doctor:
         return result
 
     def check_forced_tool(self) -> CheckResult:
-        return judge_forced_tool(self.spec, self._samples())
+        return judge_forced_tool(self.spec, self._samples(), self.max_tokens)
 
     def check_parity(self) -> CheckResult:
         if self.template is None:

@@ -293,6 +293,13 @@ def test_render_flags_a_template_without_generation_prompt(tmp_path: Path) -> No
     assert data["prompt"].endswith("<|im_end|>\n")
 
 
+def test_cli_extract_raw_mode_without_template_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["extract", "-", "--schema", SCHEMA, "--mode", "raw", "--base-url",
+                                 "http://127.0.0.1:9/v1"], input=TEXT, env={"OPENAI_API_KEY": "x"})
+    assert result.exit_code == 2
+    assert "ConfigurationError" in result.stderr and "template=" in result.stderr
+
+
 def test_render_without_template_shows_the_chat_body() -> None:
     result = runner.invoke(app, ["render", "--schema", SCHEMA, TEXT])
     assert result.exit_code == 0

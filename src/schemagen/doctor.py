@@ -380,6 +380,10 @@ def judge_generation_prompt(
     how: str = "",
 ) -> CheckResult:
     """From the server's own prompt text if there is one, else from token counts."""
+    if not generation_prompt:
+        finding = check_generation_prompt("", "")[0]
+        return CheckResult("generation-prompt", "fail", f"the template itself: {finding.message}",
+                           (str(finding),), _GEN_FIX)
     gen = f"generation prompt {generation_prompt!r}"
     if server_prompt is not None:
         findings = check_generation_prompt(server_prompt, generation_prompt)
@@ -712,6 +716,8 @@ class Doctor:
         if choice in (None, "auto", "server"):
             candidates: list[Callable[[], Tokenizer | None]] = []
             source = template if choice != "server" and isinstance(template, str | Path) else None
+            if isinstance(source, str) and ("{%" in source or "{{" in source):
+                source = None  # Jinja source, not a path
             if source is not None and (
                 str(source).lower().endswith(".gguf") or (Path(source) / "tokenizer.json").is_file()
             ):

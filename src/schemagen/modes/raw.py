@@ -207,23 +207,28 @@ def build_prompt(
         notes.append("earlier tool calls and their results are written as plain assistant/user text"
                      + (" (constrained output is the arguments alone)" if constrain
                         else ": the chat template does not print tool calls"))
-    if constrain:
-        rendered = add_schema_instruction(rendered, spec)
-        notes.append("constrained output: the arguments' JSON schema is in the system message and "
-                     "in Request.constraint; the completion is read as plain JSON")
-    elif template_ignores_tools(template, rendered, tools or []):
-        rendered = inject_tools_into_system(rendered, tools or [])
-        notes.append("the chat template ignores `tools`: the tool schema was injected into the system "
-                     "message (lint.inject_tools_into_system)")
+    fold = False
     try:
-        text = template.render(rendered, tools=tools, add_generation_prompt=True)
+        template.render(rendered, tools=tools)
     except TemplateError:
         folded = _fold_system(rendered)
         if folded is None:
             raise
-        text = template.render(folded, tools=tools, add_generation_prompt=True)
-        rendered = folded
+        template.render(folded, tools=tools)  # still failing: the template's own error is the clearest
+        fold = True
         notes.append("the chat template refused the system message; it was folded into the first user turn")
+    if constrain:
+        rendered = add_schema_instruction(rendered, spec)
+        notes.append("constrained output: the arguments' JSON schema is in the system message and "
+                     "in Request.constraint; the completion is read as plain JSON")
+    elif template_ignores_tools(template, (_fold_system(rendered) or rendered) if fold else rendered,
+                                tools or []):
+        rendered = inject_tools_into_system(rendered, tools or [])
+        notes.append("the chat template ignores `tools`: the tool schema was injected into the system "
+                     "message (lint.inject_tools_into_system)")
+    if fold:
+        rendered = _fold_system(rendered) or rendered
+    text = template.render(rendered, tools=tools, add_generation_prompt=True)
     findings = lint_raw_prompt(template, rendered, text, tools)
     notes += [f"lint: {finding}" for finding in findings]
     return RawPrompt(text, rendered, tools, tuple(notes), tuple(findings))

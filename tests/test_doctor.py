@@ -257,7 +257,7 @@ def test_without_template_template_checks_skip(good_server: FaultServer) -> None
 def test_doctor_against_llama_cpp(llama_server: LlamaServer) -> None:
     result = runner.invoke(app, [
         "doctor", "--base-url", llama_server.base_url, "--model", "smollm2", "--template",
-        str(llama_server.model_path), "--samples", "1", "--max-tokens", "40", "--json",
+        str(llama_server.model_path), "--samples", "1", "--max-tokens", "24", "--json",
     ], env={"OPENAI_API_KEY": "x"})
     data = json.loads(result.stdout)
     checks = {c["id"]: c for c in data["checks"]}

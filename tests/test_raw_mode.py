@@ -343,7 +343,7 @@ def test_cli_extract_raw_mode(llama_server: LlamaServer) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "schemagen", "extract", "-", "--schema", SCHEMA, "--base-url",
          llama_server.base_url, "--model", "smollm2", "--mode", "raw", "--template",
-         str(llama_server.model_path), "--max-tokens", "120", "--retries", "0", "--trace"],
+         str(llama_server.model_path), "--max-tokens", "48", "--retries", "0", "--trace"],
         input=TEXT, capture_output=True, text=True, env=env, timeout=180, cwd=ROOT,
     )
     assert proc.returncode in (0, 1), proc.stderr  # 1: SmolLM2 produced no valid call

@@ -26,7 +26,7 @@ Token counts of local renders come from a pluggable :class:`Tokenizer`.
 
 from __future__ import annotations
 
-import functools
+import atexit
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,11 +140,23 @@ class Tokenizer:
     adds_bos: bool | None = None
 
 
-@functools.lru_cache(maxsize=4)
-def _gguf_vocab(path: str) -> Any:
-    import llama_cpp
+_VOCABS: dict[str, Any] = {}
 
-    return llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+
+def _close_vocabs() -> None:
+    # Closed before interpreter teardown: llama-cpp-python's __del__ fails once its module is gone.
+    while _VOCABS:
+        _VOCABS.popitem()[1].close()
+
+
+def _gguf_vocab(path: str) -> Any:
+    if path not in _VOCABS:
+        import llama_cpp
+
+        if not _VOCABS:
+            atexit.register(_close_vocabs)
+        _VOCABS[path] = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+    return _VOCABS[path]
 
 
 def gguf_tokenizer(path: str | Path) -> Tokenizer:

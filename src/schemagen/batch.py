@@ -121,6 +121,7 @@ class BatchSummary:
     error_types: Tally[str] = field(default_factory=Tally)
     truncated_bytes: int = 0  # a torn last line removed from the checkpoint on resume
     dropped_errors: int = 0  # error records removed by retry_errors
+    prior_errors: int = 0  # error records in the checkpoint from earlier runs
     batch_ids: list[str] = field(default_factory=list)  # Batch API jobs
 
     @property
@@ -134,12 +135,13 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """The CLI's: 3 stopped by budget, 2 aborted, 1 some error records, 0 all results."""
+        """The CLI's: 3 stopped by budget, 2 aborted, 1 some error records (now or in the
+        checkpoint from before), 0 all results."""
         if self.stopped == "budget":
             return 3
         if self.stopped == "error":
             return 2
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.prior_errors else 0
 
     def describe(self) -> str:
         rate = self.done / self.wall_s if self.wall_s > 0 else 0.0
@@ -147,6 +149,7 @@ class BatchSummary:
         lines = [
             f"{self.succeeded} results, {self.failed} errors" + (f" ({kinds})" if kinds else "")
             + (f", {self.skipped} already done" if self.skipped else "")
+            + (f" ({self.prior_errors} of them error records)" if self.prior_errors else "")
             + f" in {self.wall_s:.1f} s ({rate:.1f} items/s)",
             f"tokens: {self.usage.total_tokens:,} (prompt {self.usage.prompt_tokens:,}, completion "
             f"{self.usage.completion_tokens:,}) over {self.usage.requests:,} requests"
@@ -348,6 +351,7 @@ class BatchRun(Generic[T]):
                     resume=self.resume, overwrite=self.overwrite, retry_errors=self.retry_errors)
                 self.summary.truncated_bytes = self.checkpoint.truncated_bytes
                 self.summary.dropped_errors = self.checkpoint.dropped_errors
+                self.summary.prior_errors = self.checkpoint.prior_errors
             if self.summary.total is None and self.progress_enabled:
                 self.summary.total = count_records(self.source)
             self._start_progress()
@@ -410,19 +414,21 @@ class BatchRun(Generic[T]):
         return BatchResult.failure(record, exc, index)
 
     async def pool(
-        self, jobs: Iterator[J], process: Callable[[J], Awaitable[BatchResult[T] | None]]
+        self, jobs: Iterator[J], process: Callable[[J], Awaitable[BatchResult[T] | None]], *,
+        stoppable: bool = True,
     ) -> AsyncIterator[BatchResult[T]]:
         """Run ``process`` over ``jobs`` with ``concurrency`` workers; yields results as they finish.
 
         Workers pull from the iterator themselves (pulling is synchronous, so no two get the
-        same job), and each result is written to the checkpoint before it is yielded.
+        same job), and each result is written to the checkpoint before it is yielded. A stop
+        (budget) ends the pulling, unless ``stoppable`` is False (answers already paid for).
         """
         out: asyncio.Queue[BatchResult[T] | None] = asyncio.Queue(maxsize=self.concurrency)
         crashed: list[BaseException] = []
 
         async def worker() -> None:
             try:
-                while not self._stopping:
+                while not (self._stopping and (stoppable or self._fatal is not None or crashed)):
                     job = next(jobs, None)
                     if job is None:
                         return

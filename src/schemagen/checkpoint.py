@@ -39,6 +39,7 @@ class Checkpoint:
         self.fsync_interval = fsync_interval
         self.truncated_bytes = 0  # size of the torn last line removed on resume
         self.dropped_errors = 0  # error records removed by retry_errors
+        self.prior_errors = 0  # error records kept from earlier runs
         self._fd: int | None = None
         self._last_sync = 0.0
         self._dirty = False
@@ -106,6 +107,8 @@ class Checkpoint:
             os.fsync(fd)
         if retry_errors and errors:
             done = self._drop_errors(fd)
+        else:
+            self.prior_errors = errors
         return done
 
     def _drop_errors(self, fd: int) -> set[str]:

@@ -33,7 +33,7 @@ from schemagen.client import Client, _client_for
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.ratelimit import RateLimiter
-from schemagen.records import Record, count_records, iter_records
+from schemagen.records import Record, count_records, is_path, iter_records
 from schemagen.tokens import count_request, counter_for
 
 T = TypeVar("T")
@@ -352,8 +352,8 @@ class BatchRun(Generic[T]):
                 self.summary.truncated_bytes = self.checkpoint.truncated_bytes
                 self.summary.dropped_errors = self.checkpoint.dropped_errors
                 self.summary.prior_errors = self.checkpoint.prior_errors
-            if self.summary.total is None and self.progress_enabled:
-                self.summary.total = count_records(self.source)
+            if self.summary.total is None and (self.progress_enabled or not is_path(self.source)):
+                self.summary.total = count_records(self.source)  # len(), or one streaming pass over a file
             self._start_progress()
             records = iter_records(self.source, text_field=self.text_field, id_field=self.id_field)
             if self.mode == "batch_api":

@@ -8,7 +8,12 @@ path; this module puts the repository root there and re-exports
     python benchmarks/_loopback.py --subprocess         # server in its own process
 
 The in-process numbers share one GIL between the clients and the server, as a benchmark
-that starts ``FaultServer()`` itself does; ``--subprocess`` shows the server's own ceiling.
+that starts ``FaultServer()`` itself does; ``--subprocess`` puts the server in its own process.
+
+Measured on a shared 2-core box: the openai client is the bottleneck (about 1.7 ms of CPU
+per request in openai + httpx2), giving 340-570 req/s at 64 workers with 0 or 50 ms of
+latency. With a bare asyncio HTTP client the server itself does 4,400-9,900 req/s at 0 ms
+and about 1,100 req/s at 50 ms (the ceiling for 64 x 50 ms is 1,280).
 """
 
 from __future__ import annotations

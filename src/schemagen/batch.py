@@ -284,7 +284,10 @@ class BatchRun(Generic[T]):
         self.batch_dir = batch_dir
         self.resume, self.overwrite, self.retry_errors = resume, overwrite, retry_errors
         self.budget = Budget.coerce(budget)
-        self.limiter = RateLimiter(concurrency=concurrency, rpm=rpm, tpm=tpm)
+        # A backend that can't serve parallel requests (one local model) says so; honour it.
+        cap = getattr(client.backend, "max_concurrency", None)
+        in_flight = min(concurrency, cap) if isinstance(cap, int) and cap > 0 else concurrency
+        self.limiter = RateLimiter(concurrency=in_flight, rpm=rpm, tpm=tpm)
         self.counts_tokens = self.limiter.needs_tokens or self.budget is not None
         self.base_client = client
         # Same backend (one connection pool, one loaded model), every request through the limiter.

@@ -434,8 +434,21 @@ def test_batch_api_resume_reattaches_to_the_submitted_job(server: FaultServer, t
     results = extract_many(Invoice, texts(8), mode="batch_api", poll_interval=0.01, checkpoint=out,
                            resume=True, **conn(server))
     assert len(server.batches) == 1  # not submitted (nor paid for) twice
-    assert all(r.ok for r in results)
+    assert all(r.ok for r in results) and [r.id for r in results] == [str(i) for i in range(8)]
+    assert results.summary.skipped == 0
     assert_each_once(out, [str(i) for i in range(8)])
+
+
+def test_batch_api_budget_submits_what_fits_and_resume_submits_the_rest(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    kw: dict[str, Any] = {"mode": "batch_api", "poll_interval": 0.01, "checkpoint": out, "max_tokens": 40}
+    first = extract_many(Invoice, texts(10), budget=1_000, **kw, **conn(server))  # ~190 tokens per item
+    assert first.summary.stopped == "budget" and 0 < len(first) < 10 and all(r.ok for r in first)
+    second = extract_many(Invoice, texts(10), budget=100_000, resume=True, **kw, **conn(server))
+    assert second.summary.skipped == len(first) and len(server.batches) == 2
+    assert_each_once(out, [str(i) for i in range(10)])
 
 
 async def _drain(run: Any) -> None:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -34,7 +35,7 @@ from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError,
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.ratelimit import RateLimiter
 from schemagen.records import Record, count_records, is_path, iter_records
-from schemagen.tokens import count_request, counter_for
+from schemagen.tokens import count_messages, count_request, count_tools, counter_for
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -298,6 +299,7 @@ class BatchRun(Generic[T]):
         self.summary = BatchSummary(total=total)
         self.done_ids: set[str] = set()
         self._reserved = 0
+        self._tool_tokens: dict[tuple[int, ...], tuple[Any, int]] = {}
         self._stopping = False
         self._fatal: BaseException | None = None
         self._started = False
@@ -307,7 +309,19 @@ class BatchRun(Generic[T]):
 
     def estimate(self, request: Request) -> int:
         """Prompt tokens (tiktoken) plus the output bound: what a provider counts against TPM."""
-        return count_request(request, self.counter) + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
+        body = request.body
+        tools = body.get("tools")
+        if request.endpoint == "chat" and tools:
+            # Every request carries the same tool object: count it once, not per request.
+            key = tuple(id(t) for t in tools)
+            cached = self._tool_tokens.get(key)
+            if cached is None or cached[0] is not tools[0]:
+                cached = (tools[0], count_tools(tools, self.counter))
+                self._tool_tokens[key] = cached
+            prompt = count_messages(body.get("messages", []), self.counter) + cached[1]
+        else:
+            prompt = count_request(request, self.counter)
+        return prompt + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
 
     def book_budget(self, tokens: int) -> None:
         """Refuse a request whose estimate, on top of what is spent and in flight, would go over."""
@@ -379,9 +393,13 @@ class BatchRun(Generic[T]):
         """Fail fast, before any record, on a target that can't become a tool (SchemaError)."""
         self.client._run(self.target, "", dict(self.overrides))
 
-    def pending(self, records: Iterator[Record]) -> Iterator[tuple[int, Record]]:
-        """Records not yet done, numbered; skips (and counts) those already in the checkpoint."""
+    def pending(self, records: Iterator[Record], written: AbstractSet[str] = frozenset()
+                ) -> Iterator[tuple[int, Record]]:
+        """Records not yet done, numbered; skips (and counts) those already in the checkpoint,
+        and passes over ``written`` (done earlier in this run) without counting them."""
         for index, record in enumerate(records):
+            if record.id in written:
+                continue
             if record.id in self.done_ids:
                 self.summary.skipped += 1
                 self._advance(skipped=True)

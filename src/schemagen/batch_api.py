@@ -121,6 +121,7 @@ class _Driver:
         else:
             folder = Path(tempfile.mkdtemp(prefix="schemagen-batch-"))
         self.job = _Job(folder)
+        self.written: set[str] = set()  # ids this run wrote (run.done_ids holds the earlier ones)
 
     # ------------------------------------------------------------ the whole run
 
@@ -149,7 +150,7 @@ class _Driver:
 
     def _finished(self) -> bool:
         """Every item of the job is in the checkpoint: its folder can go."""
-        if all(rid in self.run.done_ids for rid in self.job.offsets):
+        if all(self._done(rid) for rid in self.job.offsets):
             shutil.rmtree(self.job.folder, ignore_errors=True)
             return True
         return False
@@ -166,7 +167,7 @@ class _Driver:
         out: Any = None
         size = count = 0
         try:
-            for index, record in run.pending(records):
+            for index, record in run.pending(records, written=self.written):
                 if run._stopping:
                     break
                 if record.text is None:
@@ -297,7 +298,7 @@ class _Driver:
         self._status("")
         with self.job.texts_path.open("rb") as texts:
             async for result in self.run.pool(self._answers(), partial(self._finish, texts), stoppable=False):
-                self.run.done_ids.add(result.id)
+                self.written.add(result.id)
                 yield result
         self._finished()
 
@@ -317,10 +318,10 @@ class _Driver:
                         rid = entry.get("custom_id")
                         if rid in self.job.offsets and rid not in seen:
                             seen.add(rid)
-                            if rid not in self.run.done_ids:
+                            if not self._done(rid):
                                 yield rid, entry
         for rid in self.job.offsets:  # the job ended without an answer for these
-            if rid not in seen and rid not in self.run.done_ids:
+            if rid not in seen and not self._done(rid):
                 yield rid, None
 
     # ------------------------------------------------------------ 4. parse, reask online
@@ -372,7 +373,11 @@ class _Driver:
 
     def _emit(self, result: BatchResult[Any]) -> None:
         self.run.emit(result)
-        self.run.done_ids.add(result.id)
+        self.written.add(result.id)
+
+    def _done(self, rid: str) -> bool:
+        """In the checkpoint: from an earlier run, or written by this one."""
+        return rid in self.run.done_ids or rid in self.written
 
     def _status(self, text: str) -> None:
         progress = self.run._progress

@@ -329,6 +329,23 @@ def test_a_rejected_key_stops_the_batch_instead_of_writing_n_errors(
     assert out.read_text() == ""  # nothing written: --resume will do every item
 
 
+def test_an_unreachable_server_stops_the_batch_and_retry_errors_redoes_them(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    server.default = reset()
+    out = tmp_path / "out.jsonl"
+    first = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, transport_retries=0,
+                         **conn(server))
+    assert first.summary.stopped == "unreachable" and first.summary.exit_code == 1
+    assert 20 <= len(first) <= 30 and not any(r.ok for r in first)
+    assert {r.error.type for r in first if r.error} == {"APIConnectionError"}
+    server.default = tool_call({"number": "A-1", "total": 1.5})
+    second = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, resume=True, retry_errors=True,
+                          **conn(server))
+    assert second.summary.dropped_errors == len(first) and all(r.ok for r in second)
+    assert_each_once(out, [str(i) for i in range(100)])
+
+
 def test_schema_errors_fail_before_any_request(server: FaultServer) -> None:
     class Opaque:
         pass
@@ -484,6 +501,26 @@ def test_cli_exit_codes_and_summary(server: FaultServer, tmp_path: Path, schema_
     budget = run_cli(*base, "--overwrite", "--budget", "300")
     assert budget.returncode == 3 and "stopped (budget)" in budget.stderr
     assert run_cli(*base, "--schema", schema_file + "x").returncode == 2
+
+
+def test_cli_ctrl_c_exits_130_and_keeps_finished_items(tmp_path: Path, schema_file: str) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps(t) + "\n" for t in texts(400)))
+    out = tmp_path / "out.jsonl"
+    with FaultServer(latency=0.05, record=False) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "schemagen", "batch", str(inputs), "--schema", schema_file,
+             "--out", str(out), "--base-url", srv.base_url, "--model", "m", "--concurrency", "4"],
+            env=env_with_src(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 20):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    records = lines(out)  # every line whole
+    assert 20 <= len(records) < 400 and len({r["id"] for r in records}) == len(records)
 
 
 def test_cli_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(

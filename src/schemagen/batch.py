@@ -46,6 +46,9 @@ DEFAULT_OUTPUT_RESERVE = 1024
 #: HTTP statuses no item can get past: stop the batch instead of writing N identical errors.
 FATAL_STATUS = frozenset({401, 403, 404})
 MAX_MESSAGE_CHARS = 8000
+#: Errors meaning "the server can't be reached"; this many in a row (or 2x concurrency) stop the batch.
+UNREACHABLE = frozenset({"APIConnectionError", "APITimeoutError"})
+UNREACHABLE_RUN = 20
 
 
 # ---------------------------------------------------------------- results
@@ -117,7 +120,7 @@ class BatchSummary:
     usage: Usage = field(default_factory=Usage)
     throttled: int = 0  # 429 responses absorbed by the rate limiter
     wall_s: float = 0.0
-    stopped: str | None = None  # "budget" or "error", when the batch ended early
+    stopped: str | None = None  # "budget", "error" or "unreachable", when the batch ended early
     reason: str | None = None
     error_types: Tally[str] = field(default_factory=Tally)
     truncated_bytes: int = 0  # a torn last line removed from the checkpoint on resume
@@ -136,8 +139,9 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """The CLI's: 3 stopped by budget, 2 aborted, 1 some error records (now or in the
-        checkpoint from before), 0 all results."""
+        """The CLI's: 3 stopped by budget, 2 aborted (key or model rejected), 1 some error
+        records (now or in the checkpoint from before; also a server that stayed unreachable),
+        0 all results."""
         if self.stopped == "budget":
             return 3
         if self.stopped == "error":
@@ -299,6 +303,7 @@ class BatchRun(Generic[T]):
         self.summary = BatchSummary(total=total)
         self.done_ids: set[str] = set()
         self._reserved = 0
+        self._unreachable_run = 0
         self._tool_tokens: dict[tuple[int, ...], tuple[Any, int]] = {}
         self._stopping = False
         self._fatal: BaseException | None = None
@@ -489,6 +494,14 @@ class BatchRun(Generic[T]):
             self.summary.failed += 1
             assert result.error is not None
             self.summary.error_types[result.error.type] += 1
+        # A server that is down turns every item into the same connection error: stop after
+        # a run of them instead of writing one per remaining record.
+        unreachable = result.error is not None and result.error.type in UNREACHABLE
+        self._unreachable_run = self._unreachable_run + 1 if unreachable else 0
+        if self._unreachable_run >= max(UNREACHABLE_RUN, 2 * self.concurrency):
+            self.stop("unreachable", f"{self._unreachable_run} items in a row could not reach the server "
+                      f"({result.error.message if result.error else ''}); once it is back, rerun with "
+                      "--resume --retry-errors")
         self._advance()
 
     # ------------------------------------------------------------ progress

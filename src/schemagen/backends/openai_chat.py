@@ -116,13 +116,6 @@ def completion_from_json(data: dict[str, Any], endpoint: Endpoint) -> Completion
     )
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 class OpenAIBackend:
     """Chat and text completions over the OpenAI HTTP API, sync and async twins."""
 
@@ -172,7 +165,10 @@ class OpenAIBackend:
         # A connection pool belongs to the event loop that opened it: one made by us is
         # remade in a new loop (e.g. each asyncio.run / extract_many), or every request
         # would fail with "Event loop is closed". A client the caller passed is theirs.
-        loop = _running_loop()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         stale = self._async_loop is not None and loop not in (None, self._async_loop)
         if stale and self._async_client is not None:
             # Its loop is gone, so it can't be closed; dropping it would make its __del__

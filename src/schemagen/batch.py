@@ -298,7 +298,8 @@ class BatchRun(Generic[T]):
         # Same backend (one connection pool, one loaded model), every request through the limiter.
         self.client = copy.copy(client)
         self.client.backend = _LimitedBackend(client.backend, self)
-        self.counter = counter_for(client.settings.model)
+        # The backend's own tokenizer when the Client has one (local models), else tiktoken.
+        self.counter = getattr(client, "counter", None) or counter_for(client.settings.model)
         self.checkpoint = Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None
         self.summary = BatchSummary(total=total)
         self.done_ids: set[str] = set()
@@ -321,6 +322,8 @@ class BatchRun(Generic[T]):
             key = tuple(id(t) for t in tools)
             cached = self._tool_tokens.get(key)
             if cached is None or cached[0] is not tools[0]:
+                if len(self._tool_tokens) > 64:  # tools rebuilt per request: don't grow without end
+                    self._tool_tokens.clear()
                 cached = (tools[0], count_tools(tools, self.counter))
                 self._tool_tokens[key] = cached
             prompt = count_messages(body.get("messages", []), self.counter) + cached[1]

@@ -399,7 +399,7 @@ class BatchRun(Generic[T]):
 
     def _preflight(self) -> None:
         """Fail fast, before any record, on a target that can't become a tool (SchemaError)."""
-        self.client._run(self.target, "", dict(self.overrides))
+        self.client.start(self.target, "", self.overrides)
 
     def pending(self, records: Iterator[Record], written: AbstractSet[str] = frozenset()
                 ) -> Iterator[tuple[int, Record]]:

@@ -176,7 +176,7 @@ class _Driver:
                     yield result
                     continue
                 try:
-                    extraction = run.client._run(run.target, record.text, dict(run.overrides))
+                    extraction = run.client.start(run.target, record.text, run.overrides)
                     request = extraction.next_request()
                 except Exception as exc:  # e.g. ContextOverflowError: nothing would be sent
                     settled = run.settle(record, exc, index)
@@ -334,7 +334,7 @@ class _Driver:
         record, index, chunk = self.job.text_of(texts, rid)
         online = run.batch_fallback == "online"
         try:
-            extraction = run.client._run(run.target, record.text or "", dict(run.overrides))
+            extraction = run.client.start(run.target, record.text or "", run.overrides)
             request = extraction.next_request()  # the attempt the batch answered
             response = (entry or {}).get("response") or {}
             if response.get("status_code") == 200 and isinstance(response.get("body"), dict):
@@ -344,7 +344,7 @@ class _Driver:
                 if not extraction.done:
                     if not online:
                         raise _invalid(extraction)
-                    return self._ok(record, index, await self._drive(extraction))
+                    return self._ok(record, index, await run.client.adrive(extraction))
                 return self._ok(record, index, extraction.result())
             failure = _failure(entry, chunk)
             if online and (failure.retryable or entry is None or _not_run(entry)):
@@ -353,19 +353,6 @@ class _Driver:
             raise failure
         except Exception as exc:
             return run.settle(record, exc, index)
-
-    async def _drive(self, extraction: ExtractionRun[Any]) -> Extraction[Any]:
-        """Carry an extraction on online from where the batch answer left it (as the Client does)."""
-        client = self.run.client
-        while not extraction.done:
-            request = extraction.next_request()
-            try:
-                send = partial(client.backend.acomplete, request)
-                completion = await client.policy.acall(send, extraction.record_retry)
-            except TransportError as exc:
-                raise extraction.transport_failed(exc) from exc.__cause__
-            extraction.receive(completion)
-        return extraction.result()
 
     def _ok(self, record: Record, index: int, extraction: Extraction[Any]) -> BatchResult[Any]:
         return BatchResult(record.id, extraction.value, attempts=extraction.attempts, usage=extraction.usage,

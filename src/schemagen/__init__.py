@@ -1,5 +1,6 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
+from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.budget import Budget
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.engine import Extraction, Settings
@@ -35,6 +36,8 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "AttemptRecord",
+    "BatchResult",
+    "BatchSummary",
     "Budget",
     "BudgetExceeded",
     "Client",
@@ -65,9 +68,11 @@ __all__ = [
     "Usage",
     "__version__",
     "aextract",
+    "aextract_many",
     "aextract_result",
     "build_tool",
     "count_tokens",
     "extract",
+    "extract_many",
     "extract_result",
 ]

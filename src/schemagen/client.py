@@ -131,6 +131,33 @@ class Client:
 
     # ------------------------------------------------------------ plumbing
 
+    def start(self, target: Any, text: str, overrides: dict[str, Any] | None = None) -> ExtractionRun[Any]:
+        """A new extraction of ``target`` from ``text`` with this client's settings (sans-IO)."""
+        return self._run(target, text, dict(overrides or {}))
+
+    def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
+        """Send the run's requests through the backend until it succeeds or raises."""
+        while not run.done:
+            request = run.next_request()
+            try:
+                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
+            except TransportError as exc:
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
+        return run.result()
+
+    async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
+        """Async twin of :meth:`drive`."""
+        while not run.done:
+            request = run.next_request()
+            try:
+                send = partial(self.backend.acomplete, request)
+                completion = await self.policy.acall(send, run.record_retry)
+            except TransportError as exc:
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
+        return run.result()
+
     def _run(self, target: Any, text: str, overrides: dict[str, Any]) -> ExtractionRun[Any]:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -150,15 +177,7 @@ class Client:
     # ------------------------------------------------------------ sync
 
     def extract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
-        run: ExtractionRun[T] = self._run(target, text, overrides)
-        while not run.done:
-            request = run.next_request()
-            try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        return self.drive(self._run(target, text, overrides))
 
     def extract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
         return self.extract_result(target, text, **overrides).value
@@ -166,16 +185,7 @@ class Client:
     # ------------------------------------------------------------ async twin
 
     async def aextract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
-        run: ExtractionRun[T] = self._run(target, text, overrides)
-        while not run.done:
-            request = run.next_request()
-            try:
-                send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        return await self.adrive(self._run(target, text, overrides))
 
     async def aextract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
         return (await self.aextract_result(target, text, **overrides)).value

@@ -7,6 +7,7 @@ owns retrying, so attempts and waits are counted in one place.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
 import json
@@ -163,6 +164,8 @@ class OpenAIBackend:
         }
         self._client = client.with_options(max_retries=0) if client is not None else None
         self._async_client = async_client.with_options(max_retries=0) if async_client is not None else None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
+        self._stale_async: list[openai.AsyncOpenAI] = []
         host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
         self.base_url = base_url
@@ -176,8 +179,21 @@ class OpenAIBackend:
 
     @property
     def async_client(self) -> openai.AsyncOpenAI:
-        if self._async_client is None:
+        # A connection pool belongs to the event loop that opened it: one made by us is
+        # remade in a new loop (e.g. each asyncio.run / extract_many), or every request
+        # would fail with "Event loop is closed". A client the caller passed is theirs.
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        stale = self._async_loop is not None and loop not in (None, self._async_loop)
+        if stale and self._async_client is not None:
+            # Its loop is gone, so it can't be closed; dropping it would make its __del__
+            # schedule a close on *this* loop, which fails noisily. Keep it instead.
+            self._stale_async.append(self._async_client)
+        if self._async_client is None or stale:
             self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
+            self._async_loop = loop
         return self._async_client
 
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
@@ -197,6 +213,11 @@ class OpenAIBackend:
         note = (f"the server rejected {', '.join(refused)} (HTTP {status}); resent without them, so "
                 "special tokens may be added to the prompt or dropped from the output")
         return {k: v for k, v in body.items() if k not in refused}, [note]
+    async def aclose(self) -> None:
+        """Close the async connection pool this backend opened (call it in the loop that used it)."""
+        if self._async_client is not None and self._async_loop is not None:
+            client, self._async_client, self._async_loop = self._async_client, None, None
+            await client.close()
 
     def complete(self, request: Request) -> Completion:
         body, notes = self._body(request)

@@ -3,6 +3,7 @@
 from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.budget import Budget
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
+from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
 from schemagen.engine import Extraction, Settings
 from schemagen.errors import (
     APIConnectionError,
@@ -40,10 +41,13 @@ __all__ = [
     "BatchSummary",
     "Budget",
     "BudgetExceeded",
+    "CheckResult",
     "Client",
     "Completion",
     "ConfigurationError",
     "ContextOverflowError",
+    "Doctor",
+    "DoctorReport",
     "Example",
     "Extraction",
     "ExtractionError",
@@ -75,4 +79,5 @@ __all__ = [
     "extract",
     "extract_many",
     "extract_result",
+    "run_doctor",
 ]

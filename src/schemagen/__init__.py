@@ -1,5 +1,10 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
+from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
+from schemagen.budget import Budget
+from schemagen.client import Client, aextract, aextract_result, extract, extract_result
+from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
+from schemagen.engine import Extraction, Settings
 from schemagen.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -20,30 +25,59 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.render import Example
+from schemagen.retry import RetryPolicy
+from schemagen.schema import SchemaChange, ToolSpec, build_tool
+from schemagen.tokens import count_tokens
+from schemagen.trace import AttemptRecord, Trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
+    "AttemptRecord",
+    "BatchResult",
+    "BatchSummary",
+    "Budget",
     "BudgetExceeded",
+    "CheckResult",
+    "Client",
     "Completion",
     "ConfigurationError",
     "ContextOverflowError",
+    "Doctor",
+    "DoctorReport",
+    "Example",
+    "Extraction",
     "ExtractionError",
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",
     "Request",
     "RequestRejectedError",
+    "RetryPolicy",
+    "SchemaChange",
     "SchemaError",
     "SchemagenError",
     "ServerError",
+    "Settings",
     "TemplateError",
     "TemplateSecurityError",
     "ToolCall",
+    "ToolSpec",
+    "Trace",
     "TransportError",
     "TruncatedError",
     "Usage",
     "__version__",
+    "aextract",
+    "aextract_many",
+    "aextract_result",
+    "build_tool",
+    "count_tokens",
+    "extract",
+    "extract_many",
+    "extract_result",
+    "run_doctor",
 ]

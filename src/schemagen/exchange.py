@@ -27,10 +27,8 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        if self.cost is None and other.cost is None:
-            cost = None
-        else:
-            cost = (self.cost or 0.0) + (other.cost or 0.0)
+        both_unknown = self.cost is None and other.cost is None
+        cost = None if both_unknown else (self.cost or 0.0) + (other.cost or 0.0)
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
@@ -103,6 +101,7 @@ class Completion:
     refusal: str | None = None
     usage: Usage = field(default_factory=lambda: Usage(requests=1))
     raw: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the backend changed on the way (e.g. a field the server refused)
 
     @property
     def text(self) -> str:

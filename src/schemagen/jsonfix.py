@@ -13,6 +13,14 @@ from typing import Any
 import jiter
 import json_repair
 
+# json-repair log messages that mean a value was made up or the structure guessed;
+# such a "repair" would hand Pydantic a value the model never wrote.
+_INVENTIVE_REPAIRS = (
+    "stray",
+    "missed a : after a key",
+    "Parsed object is empty",
+    "literal instead of a quote",
+)
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -45,8 +53,11 @@ def loads_lenient(text: str) -> Decoded:
         strict_error = str(exc)
     if stripped[0] not in "{[":
         raise NotJSON(f"not a JSON object or array: {stripped[:40]!r}")
-    repaired = json_repair.loads(stripped)
-    if repaired is None or repaired == "":
+    repaired, log = json_repair.repair_json(stripped, return_objects=True, logging=True)
+    invented = [entry["text"] for entry in log if any(m in entry["text"] for m in _INVENTIVE_REPAIRS)]
+    if invented:
+        raise NotJSON(f"repair would invent or reshape values ({invented[0]}); error: {strict_error}")
+    if not isinstance(repaired, dict | list):
         raise NotJSON(f"unrepairable JSON ({strict_error})")
     return Decoded(repaired, repaired=True, notes=[f"repaired invalid JSON ({strict_error})"])
 

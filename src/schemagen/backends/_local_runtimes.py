@@ -11,6 +11,8 @@ Loaded runtimes are cached process-wide by :func:`load_runtime`.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -489,9 +491,23 @@ def load_runtime(
         if runtime is None:
             cls = LlamaCppRuntime if kind == "llama.cpp" else TransformersRuntime
             runtime = cls(path, device=device, n_ctx=n_ctx, n_threads=n_threads)
+            if not _RUNTIMES:
+                atexit.register(_close_at_exit)
             LOAD_COUNT["count"] += 1
             _RUNTIMES[key] = runtime
         return runtime
+
+
+def _close_at_exit() -> None:
+    # llama-cpp-python's Llama.__del__ fails during interpreter teardown ("'NoneType' object
+    # is not callable"); closing the cached models while the modules still exist avoids it.
+    with _RUNTIMES_LOCK:
+        for runtime in _RUNTIMES.values():
+            llm = getattr(runtime, "llm", None)
+            if llm is not None:
+                with contextlib.suppress(Exception):
+                    llm.close()
+        _RUNTIMES.clear()
 
 
 def clear_runtimes() -> None:

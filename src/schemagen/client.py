@@ -46,7 +46,7 @@ def resolve_backend(
         return backend
     model = model or os.environ.get("SCHEMAGEN_MODEL")
     if model and model.startswith("local:"):
-        return create_backend("local", path=model[len("local:"):] or None, **(local_options or {}))
+        return create_backend("local", model=model[len("local:"):] or None, **(local_options or {}))
     if client is not None:
         if not model:
             raise ConfigurationError("Pass model= (or set SCHEMAGEN_MODEL) together with client=")
@@ -64,7 +64,7 @@ def resolve_backend(
             "No endpoint configured: set OPENAI_BASE_URL / OPENAI_API_KEY / SCHEMAGEN_MODEL, "
             "or pass client=, base_url= or model="
         )
-    return create_backend("local", path=None, **(local_options or {}))
+    return create_backend("local", model=None, **(local_options or {}))
 
 
 class Client:

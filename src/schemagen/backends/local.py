@@ -200,6 +200,8 @@ class LocalBackend:
 
     endpoints: frozenset[Endpoint] = frozenset({"completions"})
     supports_strict = False
+    #: The backend enforces ``Request.constraint`` itself, so the engine asks for bare JSON.
+    enforces_constraints = True
 
     def __init__(
         self,

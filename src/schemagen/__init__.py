@@ -1,6 +1,7 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
 from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
+from schemagen.bounds import BoundRule, max_output_tokens, output_bound
 from schemagen.budget import Budget
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
@@ -25,7 +26,9 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.pricing import price_for, register_price
 from schemagen.render import Example
+from schemagen.repetition import RepetitionGuard, detect_repetition
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
@@ -39,6 +42,7 @@ __all__ = [
     "AttemptRecord",
     "BatchResult",
     "BatchSummary",
+    "BoundRule",
     "Budget",
     "BudgetExceeded",
     "CheckResult",
@@ -54,6 +58,7 @@ __all__ = [
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",
+    "RepetitionGuard",
     "Request",
     "RequestRejectedError",
     "RetryPolicy",
@@ -76,8 +81,13 @@ __all__ = [
     "aextract_result",
     "build_tool",
     "count_tokens",
+    "detect_repetition",
     "extract",
     "extract_many",
     "extract_result",
+    "max_output_tokens",
+    "output_bound",
+    "price_for",
+    "register_price",
     "run_doctor",
 ]

@@ -13,11 +13,13 @@ from typing import Any, TypeVar, overload
 import openai
 
 from schemagen.backends import BACKENDS, Backend, create_backend
-from schemagen.engine import Extraction, ExtractionRun, Settings
+from schemagen.bounds import BoundRule
+from schemagen.engine import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, TransportError
 from schemagen.render import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
+from schemagen.tokens import Counter
 
 T = TypeVar("T")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -97,6 +99,9 @@ class Client:
         template: Any = None,
         device: str | None = None,
         engine: str | None = None,
+        bounds: BoundRule | bool = True,
+        on_truncation: TruncationPolicy = "raise",
+        budget: BudgetSetting = None,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
@@ -127,7 +132,13 @@ class Client:
             debug=debug,
             template=template,
             constrain=bool(getattr(self.backend, "enforces_constraints", False)),
+            bounds=bounds,
+            on_truncation=on_truncation,
+            budget=budget,
         )
+        # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
+        count = getattr(self.backend, "count_tokens", None)
+        self.counter = Counter.from_count(count) if callable(count) else None
 
     # ------------------------------------------------------------ plumbing
 
@@ -171,7 +182,7 @@ class Client:
             if params:
                 overrides["params"] = {**settings.params, **params}
             settings = dataclasses.replace(settings, **overrides)
-        return ExtractionRun(target, text, settings,
+        return ExtractionRun(target, text, settings, counter=self.counter,
                              supports_strict=getattr(self.backend, "supports_strict", False))
 
     # ------------------------------------------------------------ sync

@@ -14,27 +14,36 @@ typed error. Nothing here does I/O, so sync, async, batch and the CLI share it::
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, Union
 
 from pydantic import ValidationError
 
+from schemagen.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
+from schemagen.budget import Budget
 from schemagen.errors import (
     AttemptError,
+    BudgetExceeded,
+    ConfigurationError,
     ContextOverflowError,
     ExtractionError,
     RefusalError,
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, Usage
-from schemagen.modes import RenderInput, get_mode
-from schemagen.parse import NoToolCall, format_errors
+from schemagen.modes import Rendered, RenderInput, get_mode
+from schemagen.parse import NoToolCall, error_fields, format_errors
+from schemagen.pricing import estimate_cost, price_for, with_cost
 from schemagen.redact import redact_text
 from schemagen.render import Example, build_messages, reask_messages
+from schemagen.repetition import REPETITION
 from schemagen.schema import StrictSetting, ToolSpec, build_tool
-from schemagen.tokens import Counter, count_request, counter_for
+from schemagen.tokens import Counter, context_window, count_request, counter_for
 from schemagen.trace import (
     AttemptRecord,
     Trace,
@@ -45,6 +54,15 @@ from schemagen.trace import (
 )
 
 T = TypeVar("T")
+BudgetSetting = Union[Budget, int, float, Sequence[Union[Budget, int, float]], None]  # noqa: UP007
+TruncationPolicy = Literal["raise", "reask"]
+# When the token count is an estimate (not the model's own tokenizer), this share of
+# the window is kept free so an undercount doesn't get the request refused for length.
+ESTIMATE_MARGIN = 0.05
+# A reask resends at most this much of a cut-off output: the loop or the overlong
+# part is what went wrong, resending it only invites more of it.
+TRUNCATED_RESEND_CHARS = 600
+SHORT_REASK_ERROR_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,23 @@ class Settings:
     template: Any = None
     constrain: bool = False
     parallel_tool_calls: bool = True
+    # Output bounds (see schemagen.bounds): True = the default rule, a BoundRule = custom
+    # knobs, False = send no max_tokens unless the caller gives one.
+    bounds: BoundRule | bool = True
+    on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
+    # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
+    budget: BudgetSetting = None
+
+
+@dataclass
+class _Failure:
+    """The last failed attempt, as a reask needs it."""
+
+    output: str
+    errors: str
+    arguments: Any = None  # the decoded arguments, when they decoded
+    fields: tuple[str, ...] = ()  # top-level fields the errors name
+    truncated: bool = False
 
 
 @dataclass
@@ -102,8 +137,18 @@ class ExtractionRun(Generic[T]):
         self.usage = Usage()
         self.done = False
         self.debug = debug_enabled(settings.debug)
+        self.input_tokens = self.counter(text)
+        self.budgets = _budgets(settings.budget)
+        if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
+            raise ConfigurationError(
+                f"A cost budget needs the price of {settings.model!r}, which is not in the price table. "
+                "Add it with schemagen.register_price(model, input=..., output=...), or use a token budget."
+            )
+        self.bound: Bound | None = None  # the derived bound of the current attempt
         self._value: Any = None
-        self._reask: tuple[str, str] | None = None  # (failed output, errors) of the last attempt
+        self._reask: _Failure | None = None
+        self._truncation_reasked = False
+        self._bound_raised = False
         self._started = 0.0
 
     # ------------------------------------------------------------ request side
@@ -112,52 +157,172 @@ class ExtractionRun(Generic[T]):
     def current(self) -> AttemptRecord:
         return self.trace.attempts[-1]
 
-    def conversation(self) -> Sequence[Mapping[str, Any]]:
-        """The messages for the next attempt: the originals plus only the last failure."""
-        if self._reask is None:
-            return self.messages
-        failed, errors = self._reask
-        return reask_messages(self.spec, self.messages, failed, errors)
+    def conversation(self, level: int = 0) -> Sequence[Mapping[str, Any]]:
+        """The messages for the next attempt: the originals plus only the last failure.
 
-    def next_request(self) -> Request:
-        if self.done:
-            raise RuntimeError("the extraction is finished")
-        params = dict(self.settings.params)
-        if self.settings.max_tokens is not None:
-            params["max_tokens"] = self.settings.max_tokens
-        rendered = self.mode.render(RenderInput(
+        ``level`` shortens a reask that would not fit: 0 resends the failed output,
+        1 only the fields the errors name, 2 no output and at most
+        ``SHORT_REASK_ERROR_LINES`` error lines. Empty when the level would change nothing.
+        """
+        failure = self._reask
+        if failure is None:
+            return self.messages
+        output, errors = failure.output, failure.errors
+        if failure.truncated and len(output) > TRUNCATED_RESEND_CHARS:
+            output = output[:TRUNCATED_RESEND_CHARS] + "..."
+        if level == 1:
+            if not (isinstance(failure.arguments, dict) and failure.fields):
+                return ()
+            kept = {k: v for k, v in failure.arguments.items() if k in failure.fields}
+            if len(kept) == len(failure.arguments):
+                return ()
+            output = json.dumps(kept, ensure_ascii=False)
+            errors += ("\n(Only the fields with errors are repeated above; the rest of the call was "
+                       "dropped to save space. Take those fields from the text again.)")
+        elif level == 2:
+            lines = errors.splitlines()
+            if len(lines) > SHORT_REASK_ERROR_LINES:
+                more = f"- ... and {len(lines) - SHORT_REASK_ERROR_LINES} more errors"
+                errors = "\n".join([*lines[:SHORT_REASK_ERROR_LINES], more])
+            output = "{}"
+        return reask_messages(self.spec, self.messages, output, errors)
+
+    def window(self) -> int | None:
+        """The context window: ``max_context=`` (or the backend's), else the known model's."""
+        return self.settings.max_context or context_window(self.settings.model)
+
+    def prompt_tokens(self, request: Request) -> int:
+        return count_request(request, self.counter)
+
+    def _room(self, window: int, prompt_tokens: int) -> int:
+        """Tokens left for the output; estimates keep ESTIMATE_MARGIN of the window free."""
+        margin = 0 if self.counter.native else math.ceil(window * ESTIMATE_MARGIN)
+        return window - margin - prompt_tokens
+
+    def _rule(self) -> BoundRule | None:
+        bounds = self.settings.bounds
+        if bounds is False:
+            return None
+        rule = bounds if isinstance(bounds, BoundRule) else DEFAULT_RULE
+        if self._bound_raised:  # on_truncation="reask" after hitting the bound: twice the room
+            rule = dataclasses.replace(rule, floor=rule.floor * 2, ceiling=rule.ceiling * 2,
+                                       slack=rule.slack * 2, margin=rule.margin * 2)
+        return rule
+
+    def _render(self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Rendered:
+        return self.mode.render(RenderInput(
             spec=self.spec,
-            messages=self.conversation(),
+            messages=messages,
             model=self.settings.model,
             params=params,
             template=self.settings.template,
             constrain=self.settings.constrain,
             parallel_tool_calls=self.settings.parallel_tool_calls,
         ))
+
+    def next_request(self) -> Request:
+        """The next request: bounded, shortened to fit the window, and within budget."""
+        if self.done:
+            raise RuntimeError("the extraction is finished")
+        params = dict(self.settings.params)
+        if self.settings.max_tokens is not None:
+            params["max_tokens"] = self.settings.max_tokens
+        if params.get("stream") and "stream_options" not in params:
+            params["stream_options"] = {"include_usage": True}
+        caller = params.get("max_tokens", params.get("max_completion_tokens"))
+        rule = None if caller is not None else self._rule()
+        window = self.window()
+        notes: list[str] = []
+        messages, rendered, self.bound = self._fit(params, rule, window, notes)
+        if self.bound is not None:
+            key = "max_completion_tokens" if is_reasoning_model(self.settings.model) else "max_tokens"
+            rendered = self._render(messages, {**params, key: self.bound.max_tokens})
         for note in rendered.notes:
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
-        self.preflight(rendered.request)
-        record = AttemptRecord(number=len(self.trace.attempts) + 1, request=rendered.request,
-                               prompt=rendered.prompt)
+        request = rendered.request
+        self.preflight(request)
+        self._check_budgets(request)
+        record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request,
+                               prompt=rendered.prompt, notes=notes,
+                               bound=self.bound.explain() if self.bound else None)
         self.trace.attempts.append(record)
         self._started = time.perf_counter()
-        return rendered.request
+        return request
+
+    def _fit(
+        self, params: dict[str, Any], rule: BoundRule | None, window: int | None, notes: list[str],
+    ) -> tuple[Sequence[Mapping[str, Any]], Rendered, Bound | None]:
+        """Render the least-shortened conversation whose prompt plus output bound fits."""
+        levels = [0, 1, 2] if self._reask is not None else [0]
+        caller = params.get("max_tokens", params.get("max_completion_tokens"))
+        best: tuple[Sequence[Mapping[str, Any]], Rendered, Bound | None, int] | None = None
+        for level in levels:
+            messages = self.conversation(level)
+            if not messages:
+                continue
+            rendered = self._render(messages, params)
+            prompt = self.prompt_tokens(rendered.request)
+            room = None if window is None else self._room(window, prompt)
+            bound = None
+            if rule is not None:
+                bound = output_bound(self.spec.parameters, self.input_tokens, context_left=room, rule=rule,
+                                     count=self.counter, reasoning=is_reasoning_model(self.settings.model))
+            best = (messages, rendered, bound, level)
+            if room is None:
+                break
+            if bound is not None and bound.limited_by != "context":
+                break
+            if bound is None and room >= int(caller or 1):
+                break
+        assert best is not None  # level 0 always renders
+        messages, rendered, bound, level = best
+        if level:
+            notes.append("reask shortened to fit the context: " + (
+                "resent only the fields with errors" if level == 1 else "resent the errors only"))
+        if bound is not None and window is not None and not fits(bound, rule or DEFAULT_RULE):
+            raise self._attach(ContextOverflowError(
+                "The request does not fit the context window with room for the answer"
+                + (", even with the reask shortened" if self._reask is not None else "")
+                + "; nothing was sent",
+                prompt_tokens=self.prompt_tokens(rendered.request),
+                max_tokens=min(bound.needed, (rule or DEFAULT_RULE).floor), max_context=window,
+            ))
+        return messages, rendered, bound
 
     def preflight(self, request: Request) -> None:
         """Refuse, before sending, a request that can't fit the context window."""
-        from schemagen.tokens import context_window
-
-        window = self.settings.max_context or context_window(self.settings.model)
+        window = self.window()
         if window is None:
             return
-        prompt_tokens = count_request(request, self.counter)
+        prompt_tokens = self.prompt_tokens(request)
         reserved = request.max_tokens or 0
-        if prompt_tokens + reserved > window:
+        if self._room(window, prompt_tokens) < max(reserved, 1):
             raise self._attach(ContextOverflowError(
                 "The request does not fit the context window; nothing was sent",
                 prompt_tokens=prompt_tokens, max_tokens=reserved, max_context=window,
             ))
+
+    def estimate(self, request: Request) -> Usage:
+        """What an attempt may spend: its prompt plus all of its output bound."""
+        prompt = self.prompt_tokens(request)
+        completion = request.max_tokens
+        if completion is None:
+            window = self.window()
+            completion = max(0, window - prompt) if window is not None else 0
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, requests=1,
+                     cost=estimate_cost(self.settings.model, prompt, completion))
+
+    def _check_budgets(self, request: Request) -> None:
+        if not self.budgets:
+            return
+        estimated = self.estimate(request)
+        for budget in self.budgets:
+            try:
+                budget.check(estimated)
+            except BudgetExceeded as exc:
+                self.done = True
+                raise self._attach(exc) from None
 
     # ------------------------------------------------------------ response side
 
@@ -175,57 +340,126 @@ class ExtractionRun(Generic[T]):
     def receive(self, completion: Completion) -> None:
         """Take the completion of the current attempt: finish, schedule a reask, or raise."""
         record = self.current
+        usage = with_cost(completion.usage, self.settings.model)
+        if usage is not completion.usage:
+            completion = dataclasses.replace(completion, usage=usage)
         record.completion = completion
         record.elapsed_s = time.perf_counter() - self._started
         record.notes += completion.notes
-        self.usage = self.usage + completion.usage
+        self.usage = self.usage + usage
+        over = self._charge_budgets(usage)
         try:
             self._judge(record, completion)
+            if over is not None and not self.done:  # a reask would spend past the budget
+                self.done = True
+                raise self._attach(over)
+        except AttemptError:
+            self.done = True
+            raise
         finally:
+            if over is not None:
+                record.notes.append(f"budget: {over}")
             if self.debug:
                 print_attempt(record)
+
+    def _charge_budgets(self, usage: Usage) -> BudgetExceeded | None:
+        """Charge every budget with real usage; the first overrun, if any (a valid value is
+        still returned: it is paid for, and the next attempt's check stops the spending)."""
+        over: BudgetExceeded | None = None
+        for budget in self.budgets:
+            try:
+                budget.charge(usage)
+            except BudgetExceeded as exc:
+                over = over or exc
+        return over
+
+    def _hit_bound(self, completion: Completion) -> str | None:
+        """'length' or 'repetition' when the output was cut off, else None.
+
+        Some servers (llama.cpp) report finish_reason="tool_calls" even when max_tokens
+        or the full context cut the call short, so reaching either counts too.
+        """
+        if completion.finish_reason == REPETITION:
+            return REPETITION
+        if completion.finish_reason == "length":
+            return "length"
+        if completion.finish_reason == "stop":
+            return None
+        usage = completion.usage
+        limit = self.current.request.max_tokens
+        if limit and usage.completion_tokens >= limit:
+            return "length"
+        window = self.window()  # unbounded requests stop when the context is full
+        if window and usage.prompt_tokens and usage.prompt_tokens + usage.completion_tokens >= window:
+            return "length"
+        return None
 
     def _judge(self, record: AttemptRecord, completion: Completion) -> None:
         if completion.refusal or completion.finish_reason == "content_filter":
             record.outcome = "refused"
             raise self._attach(RefusalError(completion.refusal or "finish_reason=content_filter"))
+        cut = self._hit_bound(completion)
         try:
             recovered = self.mode.recover(self.spec, completion, record.request)
         except NoToolCall as exc:
             record.output = completion.text
             record.notes += [f"{r.parser}: skipped {s}" for r in exc.reports for s in r.skipped]
-            if completion.finish_reason == "length":
-                raise self._truncated(record, completion) from None
+            if cut:
+                self._truncated(record, completion, cut)
+                return
             record.outcome = "no_call"
-            self._fail(record, completion.text, f"- no `{self.spec.name}` tool call was made ({exc}). "
-                       f"You must call `{self.spec.name}`.")
+            self._fail(record, _Failure(completion.text or "{}", f"- no `{self.spec.name}` tool call was "
+                                        f"made ({exc}). You must call `{self.spec.name}`."))
             return
         record.output, record.source = recovered.raw, recovered.source
         record.notes += recovered.notes
-        if completion.finish_reason == "length":
-            raise self._truncated(record, completion)
+        if cut:
+            self._truncated(record, completion, cut)
+            return
         try:
             self._value = self.spec.validate(recovered.arguments)
         except ValidationError as exc:
             record.outcome = "invalid"
-            self._fail(record, recovered.raw, format_errors(exc))
+            self._fail(record, _Failure(recovered.raw or "{}", format_errors(exc), recovered.arguments,
+                                        tuple(error_fields(exc))))
             return
         record.outcome = "ok"
         self.done = True
 
-    def _truncated(self, record: AttemptRecord, completion: Completion) -> TruncatedError:
+    def _truncated(self, record: AttemptRecord, completion: Completion, reason: str) -> None:
+        """Reask once with more room if the caller allows it, else raise TruncatedError."""
         record.outcome = "truncated"
         max_tokens = record.request.max_tokens
-        record.errors = f"finish_reason=length (max_tokens={max_tokens})"
-        error: TruncatedError = self._attach(TruncatedError(max_tokens, record.output or completion.text))
-        return error
+        partial = record.output or completion.text
+        loop = str(completion.raw.get("repetition") or "")
+        if reason == REPETITION:
+            record.errors = f"stopped by the repetition guard ({loop or 'a loop'}; max_tokens={max_tokens})"
+        else:
+            record.errors = f"finish_reason={completion.finish_reason} at max_tokens={max_tokens}"
+        if (self.settings.on_truncation == "reask" and not self._truncation_reasked
+                and len(self.trace.attempts) <= self.settings.reasks):
+            self._truncation_reasked = True
+            self._bound_raised = reason == "length"
+            what = "repeated itself" if reason == REPETITION else f"reached max_tokens={max_tokens}"
+            self._reask = _Failure(partial or "{}", (
+                f"- the call was cut off: the output {what} before the arguments were complete. "
+                "Call again with every list item once and every string short."
+            ), truncated=True)
+            return
+        detail = []
+        if loop:
+            detail.append(f"loop: {loop}")
+        if self.bound is not None and max_tokens == self.bound.max_tokens:
+            detail.append(self.bound.explain())
+        self.done = True
+        raise self._attach(TruncatedError(max_tokens, partial, reason=reason, detail="; ".join(detail)))
 
-    def _fail(self, record: AttemptRecord, output: str, errors: str) -> None:
-        record.errors = errors
+    def _fail(self, record: AttemptRecord, failure: _Failure) -> None:
+        record.errors = failure.errors
         if len(self.trace.attempts) > self.settings.reasks:
             self.done = True
             raise self._attach(self._exhausted())
-        self._reask = (output or "{}", errors)
+        self._reask = failure
 
     def _exhausted(self) -> ExtractionError:
         n = len(self.trace.attempts)
@@ -237,7 +471,7 @@ class ExtractionRun(Generic[T]):
         )
         return ExtractionError(message, attempts=list(self.trace.attempts))
 
-    def _attach(self, exc: AttemptError | ContextOverflowError) -> Any:
+    def _attach(self, exc: AttemptError | ContextOverflowError | BudgetExceeded) -> Any:
         if isinstance(exc, AttemptError):
             exc.attach(usage=self.usage, trace=self.trace)
         return exc
@@ -247,3 +481,16 @@ class ExtractionRun(Generic[T]):
             raise RuntimeError("the extraction has not succeeded")
         return Extraction(self._value, len(self.trace.attempts), self.usage, self.trace)
 
+
+
+def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:
+    """Budgets to check and charge: an int is a fresh per-call token budget, a Budget is shared."""
+    if setting is None:
+        return ()
+    items = setting if isinstance(setting, Sequence) else (setting,)
+    out = []
+    for item in items:
+        budget = Budget.coerce(item)
+        if budget is not None:
+            out.append(budget)
+    return tuple(out)

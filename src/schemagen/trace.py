@@ -37,6 +37,7 @@ class AttemptRecord:
     outcome: str = "pending"  # "ok", "invalid", "no_call", "truncated", "refused", "transport"
     retries: list[TransportRetry] = field(default_factory=list)
     elapsed_s: float = 0.0
+    bound: str | None = None  # how a derived max_tokens was chosen (None: the caller's, or none)
 
     @property
     def usage(self) -> Usage:
@@ -54,6 +55,7 @@ class AttemptRecord:
             "notes": self.notes,
             "errors": self.errors,
             "outcome": self.outcome,
+            "bound": self.bound,
             "transport_retries": [{"error": r.error, "wait_s": round(r.wait_s, 3)} for r in self.retries],
             "usage": self.usage.to_dict(),
             "elapsed_s": round(self.elapsed_s, 4),
@@ -153,6 +155,8 @@ def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
     else:
         parts.append("request:\n" + clip(_dump(data["request"])))
         parts.append("raw output:\n" + clip(data["output"] or _dump(data["response"])))
+    if record.bound:
+        parts.append(f"bound: {record.bound}")
     if record.notes:
         parts.append("notes:\n" + "\n".join(f"- {n}" for n in data["notes"]))
     if record.errors:

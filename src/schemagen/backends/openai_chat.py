@@ -3,6 +3,12 @@
 Sends the rendered body verbatim through the ``openai`` package and reads the JSON
 back as plain data. The SDK's own retries are switched off: :mod:`schemagen.retry`
 owns retrying, so attempts and waits are counted in one place.
+
+A body with ``"stream": true`` is streamed: the deltas are put back together into
+the same response a non-streamed call gets, and a :class:`~schemagen.repetition.RepetitionGuard`
+watches the content and every tool call's arguments as they grow. When it fires the
+stream is closed (the server stops generating) and the completion comes back with
+``finish_reason="repetition"``.
 """
 
 from __future__ import annotations
@@ -12,9 +18,15 @@ import dataclasses
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import openai
+
+try:  # the HTTP library under openai; its read errors mid-stream reach us unwrapped
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - older openai releases use httpx
+    import httpx as _http  # type: ignore[no-redef]
 
 from schemagen.errors import (
     APIConnectionError,
@@ -27,8 +39,10 @@ from schemagen.errors import (
 )
 from schemagen.exchange import Completion, Endpoint, Request, ToolCall, Usage
 from schemagen.redact import redact_text, register_secret
+from schemagen.repetition import REPETITION, RepetitionGuard
 
 _PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions"}
+_STREAM_ERRORS = (_http.HTTPError, _http.StreamError)
 _RETRYABLE_STATUS = {408, 409}
 OPENAI_HOSTS = ("api.openai.com",)
 #: Extensions to /v1/completions (vLLM, SGLang) that raw mode sends so special tokens survive.
@@ -132,6 +146,117 @@ def completion_from_json(data: dict[str, Any], endpoint: Endpoint) -> Completion
     )
 
 
+GuardFactory = Callable[[], RepetitionGuard]
+
+
+class StreamAccumulator:
+    """Puts streamed chunks back together into a non-streamed response body. Pure.
+
+    ``add(chunk)`` returns True when the repetition guard fired and the stream should
+    be closed. Without a usage chunk (servers that ignore ``stream_options``), the
+    usage is estimated: prompt tokens counted from the request, one completion token
+    per chunk that carried text (what llama.cpp and OpenAI send).
+    """
+
+    def __init__(self, endpoint: Endpoint, guard: GuardFactory | None = RepetitionGuard) -> None:
+        self.endpoint = endpoint
+        self._guard = guard
+        self._guards: dict[object, RepetitionGuard] = {}
+        self.content = ""
+        self.refusal = ""
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Any = None
+        self.chunks_with_text = 0
+        self.fields: dict[str, Any] = {}
+        self.repetition: str | None = None
+
+    def _grow(self, key: object, delta: str) -> bool:
+        if self._guard is None or not delta:
+            return False
+        guard = self._guards.get(key)
+        if guard is None:
+            guard = self._guards[key] = self._guard()
+        if guard.feed(delta):
+            self.repetition = str(guard.found)
+            return True
+        return False
+
+    def add(self, chunk: Any) -> bool:
+        if not isinstance(chunk, dict):
+            return False
+        for key in ("id", "model", "created", "system_fingerprint"):
+            if key in chunk and key not in self.fields:
+                self.fields[key] = chunk[key]
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        fired = False
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            if self.endpoint == "completions":
+                text = choice.get("text") or ""
+                fired |= self._take_text(text)
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or ""
+            self.refusal += delta.get("refusal") or ""
+            fired |= self._take_text(text)
+            for tc in delta.get("tool_calls") or ():
+                index = int(tc.get("index", 0))
+                call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+                call["id"] = call["id"] or tc.get("id")
+                fn = tc.get("function") or {}
+                name = fn.get("name") or ""
+                if name and name != call["name"]:  # llama.cpp repeats the name in every delta
+                    call["name"] += name
+                piece = fn.get("arguments") or ""
+                if piece:
+                    call["arguments"] += piece
+                    self.chunks_with_text += 1
+                    fired |= self._grow(("call", index), piece)
+        return fired
+
+    def _take_text(self, text: str) -> bool:
+        if not text:
+            return False
+        self.content += text
+        self.chunks_with_text += 1
+        return self._grow("content", text)
+
+    def response(self, request: Request, model: str) -> dict[str, Any]:
+        """The body a non-streamed call would have returned (plus what streaming adds)."""
+        finish = REPETITION if self.repetition else self.finish_reason
+        if self.endpoint == "completions":
+            choice: dict[str, Any] = {"index": 0, "text": self.content, "finish_reason": finish}
+        else:
+            message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+            if self.refusal:
+                message["refusal"] = self.refusal
+            if self.calls:
+                message["tool_calls"] = [
+                    {"id": c["id"], "type": "function",
+                     "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for _, c in sorted(self.calls.items())
+                ]
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+        data: dict[str, Any] = {**self.fields, "choices": [choice], "streamed": True}
+        if self.usage is not None:
+            data["usage"] = self.usage
+        else:
+            from schemagen.tokens import count_request, counter_for
+
+            prompt = count_request(request, counter_for(model))
+            data["usage"] = {"prompt_tokens": prompt, "completion_tokens": self.chunks_with_text,
+                             "total_tokens": prompt + self.chunks_with_text}
+            data["usage_estimated"] = True
+        if self.repetition:
+            data["repetition"] = self.repetition
+        return data
+
+
 class OpenAIBackend:
     """Chat and text completions over the OpenAI HTTP API, sync and async twins."""
 
@@ -148,7 +273,10 @@ class OpenAIBackend:
         timeout: float = 120.0,
         supports_strict: bool | None = None,
         default_headers: dict[str, str] | None = None,
+        repetition_guard: GuardFactory | bool = True,
     ) -> None:
+        """``repetition_guard``: for streamed requests, True = the default guard, a
+        factory = custom thresholds, False = none."""
         if client is None and async_client is None and not (base_url or api_key):
             raise ConfigurationError("OpenAIBackend needs a client, or a base_url/api_key")
         self.model = model
@@ -170,6 +298,14 @@ class OpenAIBackend:
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
         self.base_url = base_url
         self.rejected: set[str] = set()  # optional fields this server refused (OPTIONAL_FIELDS)
+        guard: GuardFactory | None
+        if repetition_guard is True:
+            guard = RepetitionGuard
+        elif repetition_guard is False:
+            guard = None
+        else:
+            guard = repetition_guard
+        self.repetition_guard = guard
 
     @property
     def client(self) -> openai.OpenAI:
@@ -220,6 +356,8 @@ class OpenAIBackend:
             await client.close()
 
     def complete(self, request: Request) -> Completion:
+        if request.body.get("stream"):
+            return self._complete_streamed(request)
         body, notes = self._body(request)
         path = _PATHS[request.endpoint]
         try:
@@ -237,6 +375,8 @@ class OpenAIBackend:
         return self._completion(data, request, notes)
 
     async def acomplete(self, request: Request) -> Completion:
+        if request.body.get("stream"):
+            return await self._acomplete_streamed(request)
         body, notes = self._body(request)
         path = _PATHS[request.endpoint]
         try:
@@ -280,6 +420,40 @@ class OpenAIBackend:
             return self.client.get(f"{self.server_root}/{path.lstrip('/')}", cast_to=object)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
+
+    def _complete_streamed(self, request: Request) -> Completion:
+        acc = StreamAccumulator(request.endpoint, self.repetition_guard)
+        try:
+            stream = self.client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+                                      stream=True, stream_cls=openai.Stream[object])
+            try:
+                for chunk in stream:
+                    if acc.add(chunk):
+                        break  # closing the connection stops the server generating
+            finally:
+                stream.close()
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+        except _STREAM_ERRORS as exc:  # read errors mid-stream are not wrapped by openai
+            raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+        return completion_from_json(acc.response(request, self.model), request.endpoint)
+
+    async def _acomplete_streamed(self, request: Request) -> Completion:
+        acc = StreamAccumulator(request.endpoint, self.repetition_guard)
+        try:
+            stream = await self.async_client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+                                                  stream=True, stream_cls=openai.AsyncStream[object])
+            try:
+                async for chunk in stream:
+                    if acc.add(chunk):
+                        break
+            finally:
+                await stream.close()
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+        except _STREAM_ERRORS as exc:
+            raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+        return completion_from_json(acc.response(request, self.model), request.endpoint)
 
     def close(self) -> None:
         if self._client is not None:

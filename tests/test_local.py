@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemagen.errors import ConfigurationError, ContextOverflowError, MissingDependencyError, SchemaError
 from schemagen.exchange import Request
@@ -335,3 +335,33 @@ def test_xgrammar_engine_on_transformers() -> None:
     assert completion.finish_reason == "stop"
     assert "\n" not in completion.text and '": ' not in completion.text  # compact
     Person.model_validate_json(completion.text)
+
+
+class LoopItem(BaseModel):
+    description: str
+    quantity: int
+    unit_price: float
+
+
+class LoopInvoice(BaseModel):
+    """An invoice found in the text."""
+
+    invoice_number: str = Field(description="The invoice number exactly as printed")
+    vendor: str
+    total: float
+    items: list[LoopItem]  # unbounded on purpose: SmolLM2 repeats items here
+
+
+@pytest.mark.local
+def test_repetition_guard_stops_a_local_loop_early() -> None:
+    require_local()
+    import schemagen
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "invoice.txt").read_text()
+    with pytest.raises(schemagen.TruncatedError) as info:
+        schemagen.extract(LoopInvoice, text, model="local:", temperature=0)
+    assert info.value.reason == "repetition"
+    assert info.value.usage is not None
+    # The derived bound here is over 1,000 tokens; the guard stops the loop long before.
+    assert info.value.usage.completion_tokens < 400
+    assert "repetition loop" in str(info.value)

@@ -50,6 +50,7 @@ from schemagen.backends._local_runtimes import (
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
 from schemagen.exchange import Completion, Endpoint, Request, Usage
 from schemagen.models import default_local_model_path
+from schemagen.repetition import REPETITION, RepetitionGuard
 
 __all__ = [
     "ENGINES",
@@ -215,6 +216,7 @@ class LocalBackend:
         fast_forward: bool = True,
         close_objects: bool = True,
         compact: bool = True,
+        repetition_guard: bool = True,
     ) -> None:
         if engine not in ENGINES:
             choices = ", ".join(ENGINES)
@@ -227,6 +229,8 @@ class LocalBackend:
         self.fast_forward = fast_forward
         self.close_objects = close_objects
         self.compact = compact
+        # Stop a generation that has entered a loop, as the streamed HTTP path does.
+        self.repetition_guard = repetition_guard
         self.model = f"local:{path}"
         if engine != "llguidance" or kind != "llama.cpp":
             # Fail now, not at the first request, when the engine can't serve this model type.
@@ -472,6 +476,11 @@ class LocalBackend:
         out: list[int] = []
         finish = "length"
         text: str | None = None
+        guard = RepetitionGuard() if self.repetition_guard else None
+
+        def looping(tokens: list[int]) -> bool:
+            return guard is not None and guard.feed(rt.detokenize(tokens))
+
         while len(out) < max_tokens:
             if fast_forward:
                 assert state is not None
@@ -483,6 +492,9 @@ class LocalBackend:
                     counters["forced_tokens"] += len(forced)
                     if state.is_stopped():
                         finish = "stop"
+                        break
+                    if looping(forced):
+                        finish = REPETITION
                         break
                     if len(out) >= max_tokens:
                         break
@@ -518,6 +530,9 @@ class LocalBackend:
             out.append(token)
             if state is not None and state.is_stopped():
                 finish = "stop"
+                break
+            if looping([token]):
+                finish = REPETITION
                 break
             if stops:
                 decoded = rt.detokenize(out)

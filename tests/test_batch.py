@@ -508,10 +508,12 @@ def test_cli_ctrl_c_exits_130_and_keeps_finished_items(tmp_path: Path, schema_fi
     inputs = tmp_path / "in.jsonl"
     inputs.write_text("".join(json.dumps(t) + "\n" for t in texts(400)))
     out = tmp_path / "out.jsonl"
-    with FaultServer(latency=0.05, record=False) as srv:
+    # 400 items, 2 at a time, 0.1 s each: at least 20 s, so the interrupt lands mid-run
+    # even when a loaded machine is slow to notice the first 20 lines.
+    with FaultServer(latency=0.1, record=False) as srv:
         proc = subprocess.Popen(
             [sys.executable, "-m", "schemagen", "batch", str(inputs), "--schema", schema_file,
-             "--out", str(out), "--base-url", srv.base_url, "--model", "m", "--concurrency", "4"],
+             "--out", str(out), "--base-url", srv.base_url, "--model", "m", "--concurrency", "2"],
             env=env_with_src(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 20):

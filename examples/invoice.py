@@ -15,4 +15,5 @@ class Invoice(BaseModel):
     invoice_number: str = Field(description="The invoice number exactly as printed")
     vendor: str
     total: float
-    items: list[Item]
+    # A bound on the list keeps small models from repeating items until the token limit.
+    items: list[Item] = Field(max_length=10)

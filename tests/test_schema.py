@@ -179,3 +179,13 @@ def test_union_schema_is_strict_compatible() -> None:
     spec = build_tool(Nested, strict=True)
     kinds = spec.parameters["properties"]["kind"]["anyOf"]
     assert {"type": "integer"} in kinds and {"type": "string"} in kinds
+
+
+def test_unschemable_target_is_a_schema_error() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(SchemaError, match="can't be turned into a JSON schema"):
+        build_tool(Opaque)
+    with pytest.raises(SchemaError):
+        build_tool(list[Opaque])

@@ -1,8 +1,10 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
+from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.bounds import BoundRule, max_output_tokens, output_bound
 from schemagen.budget import Budget
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
+from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
 from schemagen.engine import Extraction, Settings
 from schemagen.errors import (
     APIConnectionError,
@@ -38,13 +40,18 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "AttemptRecord",
+    "BatchResult",
+    "BatchSummary",
     "BoundRule",
     "Budget",
     "BudgetExceeded",
+    "CheckResult",
     "Client",
     "Completion",
     "ConfigurationError",
     "ContextOverflowError",
+    "Doctor",
+    "DoctorReport",
     "Example",
     "Extraction",
     "ExtractionError",
@@ -70,14 +77,17 @@ __all__ = [
     "Usage",
     "__version__",
     "aextract",
+    "aextract_many",
     "aextract_result",
     "build_tool",
     "count_tokens",
     "detect_repetition",
     "extract",
+    "extract_many",
     "extract_result",
     "max_output_tokens",
     "output_bound",
     "price_for",
     "register_price",
+    "run_doctor",
 ]

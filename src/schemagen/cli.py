@@ -104,6 +104,73 @@ def extract(
     typer.echo(json.dumps(to_jsonable(result.value), indent=2, ensure_ascii=False))
 
 
+@app.command()
+def batch(
+    source: Annotated[str, typer.Argument(help="inputs.jsonl, inputs.csv, a folder of .txt/.md, or -")],
+    schema: SchemaOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL, appended item by item")],
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once")] = 16,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip ids already in --out")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Empty --out first")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: redo errors")] = False,
+    rpm: Annotated[Optional[float], typer.Option(help="Requests per minute")] = None,  # noqa: UP045
+    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute (prompt + max output)")] = None,  # noqa: UP045
+    batch_api: Annotated[bool, typer.Option("--batch-api", help="Use the OpenAI Batch API")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between Batch API polls")] = 30.0,
+    budget: Annotated[Optional[int], typer.Option(help="Stop at this many tokens; --resume goes on")] = None,  # noqa: UP045
+    retries: Annotated[int, typer.Option(help="Validation reasks after the first attempt")] = 2,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Output token bound")] = None,  # noqa: UP045
+    many: Annotated[bool, typer.Option("--many", help="Extract a list of the model per record")] = False,
+    text_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the text")] = "text",
+    id_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the id")] = "id",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary")] = False,
+) -> None:
+    """Extract from many records into a JSONL file: one line per id, a result or an error record.
+
+    Exit codes: 0 every item is a result; 1 some are error records; 2 bad usage or
+    configuration (including an API key or model the server rejects); 3 stopped by
+    --budget (finished items are kept: rerun with --resume); 130 interrupted.
+    """
+    import asyncio
+
+    from schemagen.batch import aextract_many
+    from schemagen.client import Client
+    from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
+
+    show_progress = not quiet and sys.stderr.isatty()
+    try:
+        target = load_target(schema, many)
+        client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens)
+        run = aextract_many(
+            target, source, client=client, concurrency=concurrency, rpm=rpm, tpm=tpm, checkpoint=out,
+            resume=resume, overwrite=overwrite, retry_errors=retry_errors, budget=budget,
+            mode="batch_api" if batch_api else "online", progress=show_progress,
+            text_field=text_field, id_field=id_field, poll_interval=poll_interval,
+        )
+
+        async def drain() -> None:
+            async for _ in run:
+                pass  # each result is already in --out; keep none in memory
+
+        asyncio.run(drain())
+    except KeyboardInterrupt:
+        typer.echo(f"schemagen: interrupted; finished items are in {out}. Rerun with --resume.", err=True)
+        raise typer.Exit(130) from None
+    except SchemagenError as exc:
+        usage_error = isinstance(exc, ConfigurationError | MissingDependencyError | SchemaError)
+        fatal = getattr(exc, "status_code", None) in (401, 403, 404)
+        code = EXIT_USAGE if usage_error or fatal else EXIT_FAILED
+        raise fail(f"{type(exc).__name__}: {exc}", code) from exc
+    if not quiet:
+        typer.echo("schemagen batch: " + run.summary.describe().replace("\n", "\n  "), err=True)
+    raise typer.Exit(run.summary.exit_code)
+
+
+from schemagen import cli_doctor  # noqa: E402, F401  (registers `render` and `doctor`)
+
+
 def main() -> None:
     app()
 

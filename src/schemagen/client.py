@@ -48,7 +48,7 @@ def resolve_backend(
         return backend
     model = model or os.environ.get("SCHEMAGEN_MODEL")
     if model and model.startswith("local:"):
-        return create_backend("local", path=model[len("local:"):] or None, **(local_options or {}))
+        return create_backend("local", model=model[len("local:"):] or None, **(local_options or {}))
     if client is not None:
         if not model:
             raise ConfigurationError("Pass model= (or set SCHEMAGEN_MODEL) together with client=")
@@ -66,7 +66,7 @@ def resolve_backend(
             "No endpoint configured: set OPENAI_BASE_URL / OPENAI_API_KEY / SCHEMAGEN_MODEL, "
             "or pass client=, base_url= or model="
         )
-    return create_backend("local", path=None, **(local_options or {}))
+    return create_backend("local", model=None, **(local_options or {}))
 
 
 class Client:
@@ -109,13 +109,15 @@ class Client:
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
         )
-        template = template if template is not None else getattr(self.backend, "chat_template", None)
-        if isinstance(template, str):
-            from schemagen.templates import load_template
+        from schemagen.templates import load_template, template_from_backend
 
-            template = load_template(template)
+        template = load_template(template) if template is not None else template_from_backend(self.backend)
         if mode is None:
             mode = "tools" if "chat" in self.backend.endpoints else "raw"
+        if mode == "raw" and template is None:
+            from schemagen.modes.raw import NEEDS_TEMPLATE
+
+            raise ConfigurationError(NEEDS_TEMPLATE)
         self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)
         self.settings = Settings(
             model=self.backend.model,
@@ -140,6 +142,33 @@ class Client:
 
     # ------------------------------------------------------------ plumbing
 
+    def start(self, target: Any, text: str, overrides: dict[str, Any] | None = None) -> ExtractionRun[Any]:
+        """A new extraction of ``target`` from ``text`` with this client's settings (sans-IO)."""
+        return self._run(target, text, dict(overrides or {}))
+
+    def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
+        """Send the run's requests through the backend until it succeeds or raises."""
+        while not run.done:
+            request = run.next_request()
+            try:
+                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
+            except TransportError as exc:
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
+        return run.result()
+
+    async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
+        """Async twin of :meth:`drive`."""
+        while not run.done:
+            request = run.next_request()
+            try:
+                send = partial(self.backend.acomplete, request)
+                completion = await self.policy.acall(send, run.record_retry)
+            except TransportError as exc:
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
+        return run.result()
+
     def _run(self, target: Any, text: str, overrides: dict[str, Any]) -> ExtractionRun[Any]:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -159,15 +188,7 @@ class Client:
     # ------------------------------------------------------------ sync
 
     def extract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
-        run: ExtractionRun[T] = self._run(target, text, overrides)
-        while not run.done:
-            request = run.next_request()
-            try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        return self.drive(self._run(target, text, overrides))
 
     def extract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
         return self.extract_result(target, text, **overrides).value
@@ -175,16 +196,7 @@ class Client:
     # ------------------------------------------------------------ async twin
 
     async def aextract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
-        run: ExtractionRun[T] = self._run(target, text, overrides)
-        while not run.done:
-            request = run.next_request()
-            try:
-                send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        return await self.adrive(self._run(target, text, overrides))
 
     async def aextract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
         return (await self.aextract_result(target, text, **overrides)).value

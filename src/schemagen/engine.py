@@ -345,6 +345,7 @@ class ExtractionRun(Generic[T]):
             completion = dataclasses.replace(completion, usage=usage)
         record.completion = completion
         record.elapsed_s = time.perf_counter() - self._started
+        record.notes += completion.notes
         self.usage = self.usage + usage
         over = self._charge_budgets(usage)
         try:
@@ -399,7 +400,7 @@ class ExtractionRun(Generic[T]):
             raise self._attach(RefusalError(completion.refusal or "finish_reason=content_filter"))
         cut = self._hit_bound(completion)
         try:
-            recovered = self.mode.recover(self.spec, completion)
+            recovered = self.mode.recover(self.spec, completion, record.request)
         except NoToolCall as exc:
             record.output = completion.text
             record.notes += [f"{r.parser}: skipped {s}" for r in exc.reports for s in r.skipped]

@@ -101,6 +101,7 @@ class Completion:
     refusal: str | None = None
     usage: Usage = field(default_factory=lambda: Usage(requests=1))
     raw: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the backend changed on the way (e.g. a field the server refused)
 
     @property
     def text(self) -> str:

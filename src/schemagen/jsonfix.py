@@ -62,17 +62,13 @@ def loads_lenient(text: str) -> Decoded:
     return Decoded(repaired, repaired=True, notes=[f"repaired invalid JSON ({strict_error})"])
 
 
-def _balanced_spans(text: str) -> list[tuple[int, int]]:
-    """Start/end offsets of top-level ``{...}``/``[...]`` spans, respecting strings.
-
-    An unterminated span at the end of the text is included (end = len(text)).
-    """
-    spans: list[tuple[int, int]] = []
+def json_end(text: str, start: int) -> int | None:
+    """Index just past the JSON object/array opening at ``start``; None if it never closes."""
     depth = 0
-    start = -1
     in_string = False
     escape = False
-    for i, ch in enumerate(text):
+    for i in range(start, len(text)):
+        ch = text[i]
         if in_string:
             if escape:
                 escape = False
@@ -80,19 +76,31 @@ def _balanced_spans(text: str) -> list[tuple[int, int]]:
                 escape = True
             elif ch == '"':
                 in_string = False
-            continue
-        if ch == '"' and depth > 0:
+        elif ch == '"':
             in_string = True
         elif ch in "{[":
-            if depth == 0:
-                start = i
             depth += 1
-        elif ch in "}]" and depth > 0:
+        elif ch in "}]":
             depth -= 1
             if depth == 0:
-                spans.append((start, i + 1))
-    if depth > 0 and start >= 0:
-        spans.append((start, len(text)))
+                return i + 1
+    return None
+
+
+def json_spans(text: str) -> list[tuple[int, int]]:
+    """Top-level ``{...}``/``[...]`` spans in prose; an unclosed one runs to the end of the text."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            end = json_end(text, i)
+            if end is None:
+                spans.append((i, len(text)))
+                break
+            spans.append((i, end))
+            i = end
+        else:
+            i += 1
     return spans
 
 
@@ -101,7 +109,7 @@ def find_json_values(text: str) -> list[Decoded]:
     found: list[Decoded] = []
     candidates = [m.group(1) for m in _FENCE.finditer(text)]
     if not candidates:
-        candidates = [text[a:b] for a, b in _balanced_spans(text)]
+        candidates = [text[a:b] for a, b in json_spans(text)]
     for candidate in candidates:
         try:
             found.append(loads_lenient(candidate))

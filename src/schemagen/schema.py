@@ -379,11 +379,13 @@ def strict_schema(schema: dict[str, Any], report: list[SchemaChange] | None = No
 @functools.lru_cache(maxsize=512)
 def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
     """The forced tool definition for ``target``, cached per (target, strict)."""
-    model, unwrap, name, description, wrapped = _wrap(target)
     try:
+        model, unwrap, name, description, wrapped = _wrap(target)
         raw = model.model_json_schema()
-    except Exception as exc:  # pydantic raises several types for unschemable fields
-        raise SchemaError(f"{name} has no JSON schema: {exc}") from exc
+    except SchemaError:
+        raise
+    except Exception as exc:  # pydantic raises several types for unschemable targets
+        raise SchemaError(f"{target!r} can't be turned into a JSON schema: {exc}") from exc
     report: list[SchemaChange] = []
     params = compact_schema(raw, report)
     params.pop("title", None)

@@ -369,6 +369,23 @@ def load_template(spec: str | Path | ChatTemplate) -> ChatTemplate:
     return ChatTemplate.from_file(path)
 
 
+def template_from_backend(backend: Any) -> ChatTemplate | None:
+    """The chat template a backend exposes, if any: ``chat_template`` (a :class:`ChatTemplate`,
+    a path or Jinja source) or ``chat_template_source`` (Jinja source, with ``bos_token`` and
+    ``eos_token`` attributes), as the local backend has."""
+    found = getattr(backend, "chat_template", None)
+    if isinstance(found, ChatTemplate | str | Path) and found:
+        return load_template(found)
+    source = getattr(backend, "chat_template_source", None)
+    if isinstance(source, str) and source.strip():
+        return ChatTemplate.from_string(
+            source, bos_token=getattr(backend, "bos_token", None) or "",
+            eos_token=getattr(backend, "eos_token", None) or "",
+            name=f"{type(backend).__name__} chat template",
+        )
+    return None
+
+
 # --------------------------------------------------------------------------- file readers
 
 
@@ -434,4 +451,4 @@ def _gguf_metadata(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["ChatTemplate", "Message", "load_template", "normalize_messages"]
+__all__ = ["ChatTemplate", "Message", "load_template", "normalize_messages", "template_from_backend"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,49 @@ def _dump(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+#: How :func:`visible` marks what can't be seen; printed above every prompt it shows.
+VISIBLE_LEGEND = "↵ newline, ⇥ tab, · trailing space, ⟨U+…⟩ other invisible characters"
+
+
+def _mark(ch: str) -> str:
+    if ch == "\t":
+        return "⇥"
+    if ch == "\r":
+        return "␍"
+    if ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"):
+        return f"⟨U+{ord(ch):04X}⟩"
+    return ch
+
+
+def visible(text: str) -> str:
+    """``text`` with its invisible characters shown (see :data:`VISIBLE_LEGEND`); line breaks are
+    kept after their ↵ so the layout stays readable. Special tokens are text already and stay as
+    written (``<|im_start|>``)."""
+    lines = []
+    for line in text.split("\n"):
+        body = line.rstrip(" ")
+        lines.append("".join(map(_mark, body)) + "·" * (len(line) - len(body)))
+    return "↵\n".join(lines)
+
+
+def _clip_middle(text: str, limit: int) -> str:
+    """The start and (mostly) the end of a long prompt: its end is where templates go wrong."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return f"{text[:head]}\n... ({len(text) - limit} characters left out) ...\n{text[-(limit - head):]}"
+
+
+def _without_prompt(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("<the prompt above>" if k == "prompt" else v) for k, v in body.items()}
+
+
 def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
-    """Plain-text account of an attempt, for error messages (secrets scrubbed)."""
+    """Plain-text account of an attempt, for error messages (secrets scrubbed).
+
+    When schemagen rendered the prompt (raw mode) it is shown exactly, invisible characters
+    marked, followed by the raw completion and what the parsers made of it.
+    """
     data = record.to_dict()
 
     def clip(text: str) -> str:
@@ -98,9 +140,21 @@ def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
 
     parts = [f"--- attempt {record.number} ({record.outcome}) ---"]
     if record.prompt is not None:
-        parts.append("prompt (exact text sent):\n" + clip(data["prompt"]))
-    parts.append("request:\n" + clip(_dump(data["request"])))
-    parts.append("raw output:\n" + clip(data["output"] or _dump(data["response"])))
+        prompt = data["prompt"]
+        parts.append(f"prompt (exact text sent, {len(prompt)} characters; {VISIBLE_LEGEND}):\n"
+                     + _clip_middle(visible(prompt), limit))
+        parts.append(f"prompt ends with: {prompt[-40:]!r}")
+        parts.append("request:\n" + clip(_dump(_without_prompt(data["request"]))))
+        completion = record.completion
+        if completion is not None:
+            text = redact_text(completion.text)
+            parts.append(f"raw completion (exact text received, {len(text)} characters, "
+                         f"finish_reason={completion.finish_reason}):\n" + clip(visible(text)))
+        if record.source:
+            parts.append(f"arguments read by {record.source}:\n" + clip(data["output"]))
+    else:
+        parts.append("request:\n" + clip(_dump(data["request"])))
+        parts.append("raw output:\n" + clip(data["output"] or _dump(data["response"])))
     if record.bound:
         parts.append(f"bound: {record.bound}")
     if record.notes:
@@ -111,20 +165,32 @@ def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
 
 
 def print_attempt(record: AttemptRecord) -> None:
-    """The debug printout (stderr, rich) of one attempt: request, raw response, verdict."""
+    """The debug printout (stderr, rich) of one attempt: request, raw response, verdict.
+
+    Text from the model or the template is printed as plain text, never as rich markup, so
+    markers like ``[TOOL_CALLS]`` appear as they are.
+    """
     from rich.console import Console
     from rich.panel import Panel
     from rich.syntax import Syntax
+    from rich.text import Text
 
     console = Console(stderr=True, file=sys.stderr)
     data = record.to_dict()
     title = f"schemagen attempt {record.number}: {record.outcome}"
+    request = data["request"]
     if record.prompt is not None:
-        console.print(Panel(data["prompt"], title=f"{title} · exact prompt", expand=False))
-    console.print(Panel(Syntax(_dump(data["request"]), "json", word_wrap=True), title=f"{title} · request"))
+        console.print(Panel(Text(visible(data["prompt"])), title=f"{title} · exact prompt",
+                            subtitle=VISIBLE_LEGEND, expand=False))
+        request = _without_prompt(request)
+    console.print(Panel(Syntax(_dump(request), "json", word_wrap=True), title=f"{title} · request"))
+    if record.prompt is not None and record.completion is not None:
+        finish = record.completion.finish_reason
+        console.print(Panel(Text(visible(redact_text(record.completion.text))),
+                            title=f"raw completion · finish_reason={finish}", expand=False))
     if data["response"] is not None:
         console.print(Panel(Syntax(_dump(data["response"]), "json", word_wrap=True), title="raw response"))
     for note in data["notes"]:
-        console.print(f"[dim]note:[/dim] {note}")
+        console.print(Text.assemble(("note: ", "dim"), note))
     if record.errors:
-        console.print(Panel(redact_text(record.errors), title="errors", style="red"))
+        console.print(Panel(Text(redact_text(record.errors)), title="errors", style="red"))

@@ -13,6 +13,8 @@ stream is closed (the server stops generating) and the completion comes back wit
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import email.utils
 import json
 import time
@@ -43,6 +45,10 @@ _PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completi
 _STREAM_ERRORS = (_http.HTTPError, _http.StreamError)
 _RETRYABLE_STATUS = {408, 409}
 OPENAI_HOSTS = ("api.openai.com",)
+#: Extensions to /v1/completions (vLLM, SGLang) that raw mode sends so special tokens survive.
+#: Servers that ignore unknown fields (llama.cpp) are fine; a server that answers 400/422 naming
+#: one (OpenAI) gets the request again without it, and this backend leaves it out from then on.
+OPTIONAL_FIELDS = ("add_special_tokens", "skip_special_tokens")
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -92,6 +98,17 @@ def map_openai_error(exc: Exception) -> TransportError:
         return RequestRejectedError(f"The server rejected the request (HTTP {status}): {message}.{hint}",
                                     status_code=status, body=body)
     return TransportError(f"Transport failure: {message}")
+
+
+def rejected_fields(exc: Exception, body: dict[str, Any]) -> list[str]:
+    """The optional fields of ``body`` that a 400/422 error names: the server refused them."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
+        return []
+    try:
+        said = f"{exc} {json.dumps(exc.body, default=str)}"
+    except (TypeError, ValueError):
+        said = str(exc)
+    return [name for name in OPTIONAL_FIELDS if name in body and name in said]
 
 
 def _arguments_text(arguments: Any) -> str:
@@ -275,9 +292,12 @@ class OpenAIBackend:
         }
         self._client = client.with_options(max_retries=0) if client is not None else None
         self._async_client = async_client.with_options(max_retries=0) if async_client is not None else None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
+        self._stale_async: list[openai.AsyncOpenAI] = []
         host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
         self.base_url = base_url
+        self.rejected: set[str] = set()  # optional fields this server refused (OPTIONAL_FIELDS)
         guard: GuardFactory | None
         if repetition_guard is True:
             guard = RepetitionGuard
@@ -295,27 +315,111 @@ class OpenAIBackend:
 
     @property
     def async_client(self) -> openai.AsyncOpenAI:
-        if self._async_client is None:
+        # A connection pool belongs to the event loop that opened it: one made by us is
+        # remade in a new loop (e.g. each asyncio.run / extract_many), or every request
+        # would fail with "Event loop is closed". A client the caller passed is theirs.
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        stale = self._async_loop is not None and loop not in (None, self._async_loop)
+        if stale and self._async_client is not None:
+            # Its loop is gone, so it can't be closed; dropping it would make its __del__
+            # schedule a close on *this* loop, which fails noisily. Keep it instead.
+            self._stale_async.append(self._async_client)
+        if self._async_client is None or stale:
             self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
+            self._async_loop = loop
         return self._async_client
+
+    def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
+        """The body to send: verbatim, less optional fields this server has refused before."""
+        left_out = [name for name in OPTIONAL_FIELDS if name in self.rejected and name in request.body]
+        if not left_out:
+            return request.body, []
+        body = {k: v for k, v in request.body.items() if k not in left_out}
+        return body, [f"left out {', '.join(left_out)}: this server rejected them earlier"]
+
+    def _drop(self, exc: Exception, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+        refused = rejected_fields(exc, body)
+        if not refused:
+            return None
+        self.rejected.update(refused)
+        status = getattr(exc, "status_code", "?")
+        note = (f"the server rejected {', '.join(refused)} (HTTP {status}); resent without them, so "
+                "special tokens may be added to the prompt or dropped from the output")
+        return {k: v for k, v in body.items() if k not in refused}, [note]
+    async def aclose(self) -> None:
+        """Close the async connection pool this backend opened (call it in the loop that used it)."""
+        if self._async_client is not None and self._async_loop is not None:
+            client, self._async_client, self._async_loop = self._async_client, None, None
+            await client.close()
 
     def complete(self, request: Request) -> Completion:
         if request.body.get("stream"):
             return self._complete_streamed(request)
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
         try:
-            data = self.client.post(_PATHS[request.endpoint], body=request.body, cast_to=object)
+            try:
+                data = self.client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = self.client.post(path, body=body, cast_to=object)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        return completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return self._completion(data, request, notes)
 
     async def acomplete(self, request: Request) -> Completion:
         if request.body.get("stream"):
             return await self._acomplete_streamed(request)
+        body, notes = self._body(request)
+        path = _PATHS[request.endpoint]
         try:
-            data = await self.async_client.post(_PATHS[request.endpoint], body=request.body, cast_to=object)
+            try:
+                data = await self.async_client.post(path, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                retry = self._drop(exc, body)
+                if retry is None:
+                    raise
+                body, more = retry
+                notes += more
+                data = await self.async_client.post(path, body=body, cast_to=object)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
-        return completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return self._completion(data, request, notes)
+
+    @staticmethod
+    def _completion(data: Any, request: Request, notes: list[str]) -> Completion:
+        completion = completion_from_json(cast(dict[str, Any], data), request.endpoint)
+        return dataclasses.replace(completion, notes=tuple(notes)) if notes else completion
+
+    # ------------------------------------------------------------ beyond the OpenAI API
+
+    @property
+    def server_root(self) -> str:
+        """The server's address without the API prefix: ``http://host:8000/v1`` -> ``http://host:8000``."""
+        url = str(self.client.base_url).rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def server_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST JSON to a server-specific route outside the OpenAI API (vLLM ``/tokenize``,
+        llama.cpp ``/apply-template``), relative to :attr:`server_root`. Used by ``doctor``."""
+        try:
+            return self.client.post(f"{self.server_root}/{path.lstrip('/')}", body=body, cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+
+    def server_get(self, path: str) -> Any:
+        """GET a server-specific route (llama.cpp ``/props``), relative to :attr:`server_root`."""
+        try:
+            return self.client.get(f"{self.server_root}/{path.lstrip('/')}", cast_to=object)
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
 
     def _complete_streamed(self, request: Request) -> Completion:
         acc = StreamAccumulator(request.endpoint, self.repetition_guard)

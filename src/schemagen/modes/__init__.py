@@ -9,6 +9,7 @@ from schemagen.modes.base import Mode, Rendered, RenderInput
 
 MODES: dict[str, str] = {
     "tools": "schemagen.modes.tools",
+    "raw": "schemagen.modes.raw",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemagen.exchange import Completion
+from schemagen.exchange import Completion, Request
 from schemagen.modes.base import Rendered, RenderInput
 from schemagen.parse import Recovered, recover_arguments
 from schemagen.render import render_chat
@@ -20,7 +20,7 @@ class ToolsMode:
         )
         return Rendered(request)
 
-    def recover(self, spec: ToolSpec, completion: Completion) -> Recovered:
+    def recover(self, spec: ToolSpec, completion: Completion, request: Request | None = None) -> Recovered:
         return recover_arguments(spec, completion)
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemagen.jsonfix import NotJSON, loads_lenient
+from schemagen.jsonfix import NotJSON, json_end, loads_lenient
 from schemagen.parsers.base import ParseReport
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:\n?[ \t]*```\s*|\s*)$", re.DOTALL)
@@ -26,48 +26,6 @@ def strip_fence(text: str) -> str:
     """The inside of a ```json fenced block (closing fence optional), or the text unchanged."""
     match = _FENCE.match(text)
     return match.group(1) if match and text.lstrip().startswith("```") else text
-
-
-def json_end(text: str, start: int) -> int | None:
-    """Index just past the JSON object/array opening at ``start``; None if it never closes."""
-    depth = 0
-    in_string = False
-    escape = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
-
-
-def json_spans(text: str) -> list[tuple[int, int]]:
-    """Top-level ``{...}``/``[...]`` spans in prose; an unclosed one runs to the end of the text."""
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < len(text):
-        if text[i] in "{[":
-            end = json_end(text, i)
-            if end is None:
-                spans.append((i, len(text)))
-                break
-            spans.append((i, end))
-            i = end
-        else:
-            i += 1
-    return spans
 
 
 def leading_json(text: str) -> tuple[str, str] | None:

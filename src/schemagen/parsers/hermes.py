@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemagen.parsers._support import decode_arguments, decode_json, envelope, json_spans, preview
+from schemagen.jsonfix import json_spans
+from schemagen.parsers._support import decode_arguments, decode_json, envelope, preview
 from schemagen.parsers.base import ParsedCall, ParseReport
 
 _OPEN = "<tool_call>"

@@ -8,7 +8,8 @@ import re
 from itertools import pairwise
 from typing import Any
 
-from schemagen.parsers._support import decode_arguments, decode_json, envelope, json_spans, preview
+from schemagen.jsonfix import json_spans
+from schemagen.parsers._support import decode_arguments, decode_json, envelope, preview
 from schemagen.parsers.base import ParsedCall, ParseReport
 
 _PYTHON_TAG = "<|python_tag|>"

@@ -1,0 +1,554 @@
+"""Local constrained generation: llama.cpp (GGUF) or transformers, JSON-schema constrained.
+
+``LocalBackend`` serves the ``completions`` endpoint: the core renders the full prompt with the
+model's own chat template (:attr:`LocalBackend.chat_template_source`) and sends
+``{"prompt": ..., "max_tokens": ...}`` plus a JSON schema in ``Request.constraint``; the
+backend returns the generated text, which the core parses and validates.
+
+Models come from a spec: ``None``/``"local"`` (the embedded SmolLM2-135M-Instruct GGUF), a
+``.gguf`` path (llama.cpp) or a Hugging Face model directory (transformers, CUDA when present
+and asked for). Loaded models are cached process-wide.
+
+The token loop is ours, not Outlines' ``Generator``: Outlines builds the engine's vocabulary
+view and (for outlines_core/xgrammar) the compiled grammar, and the loop drives the engine's
+matcher directly, so that
+
+* the vocabulary view is built once per model and each grammar once per (schema, model); a
+  warm request only copies a pristine matcher (microseconds);
+* tokens the grammar forces (``{"name":"`` ...) are fed as one batch (llguidance only);
+* with greedy decoding the full token mask is only computed when the model's top token is
+  not allowed;
+* the constraint is checked, not trusted: a matcher error raises :class:`ConstraintError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemagen.backends._local_engines import (
+    ENGINES,
+    CompiledGrammar,
+    ConstraintError,
+    GuideState,
+    canonical_schema,
+    create_engine,
+)
+from schemagen.backends._local_runtimes import (
+    LocalStats,
+    Runtime,
+    RuntimeKind,
+    clear_runtimes,
+    hf_dir_from_gguf,
+    load_runtime,
+)
+from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
+from schemagen.exchange import Completion, Endpoint, Request, Usage
+from schemagen.models import default_local_model_path
+from schemagen.repetition import REPETITION, RepetitionGuard
+
+__all__ = [
+    "ENGINES",
+    "ConstraintError",
+    "LocalBackend",
+    "LocalStats",
+    "clear_model_cache",
+    "close_objects",
+    "hf_dir_from_gguf",
+    "resolve_model_spec",
+]
+
+_DEFAULT_NAMES = {"", "local", "default", "smollm2"}
+GRAMMAR_CACHE_SIZE = 128
+
+
+def resolve_model_spec(
+    model: str | os.PathLike[str] | None, runtime: str | None = None
+) -> tuple[RuntimeKind, Path]:
+    """Which runtime serves ``model`` and from which path.
+
+    ``None``, ``"local"``, ``"local:"`` and ``"local:default"`` name the embedded SmolLM2 GGUF.
+    A ``.gguf`` file (or a folder holding one GGUF and no ``config.json``) runs on llama.cpp,
+    a folder with ``config.json`` on transformers. ``runtime="transformers"`` with a GGUF file
+    converts it once into a cached transformers folder (see :func:`hf_dir_from_gguf`).
+    """
+    spec = "" if model is None else os.fspath(model)
+    if spec.startswith("local:"):
+        spec = spec[len("local:"):]
+    if runtime not in (None, "auto", "llama.cpp", "transformers"):
+        raise ConfigurationError(f"Unknown runtime {runtime!r}; use 'llama.cpp' or 'transformers'")
+    path = default_local_model_path() if spec.strip().lower() in _DEFAULT_NAMES else Path(spec).expanduser()
+    if not path.exists():
+        raise ConfigurationError(
+            f"Local model not found: {path}. Pass a .gguf file or a Hugging Face model directory "
+            "(model='local:/path/model.gguf'), or nothing for the embedded SmolLM2 model."
+        )
+    if path.is_dir() and not (path / "config.json").is_file():
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) != 1:
+            raise ConfigurationError(
+                f"{path} is neither a Hugging Face model directory (no config.json) nor a folder "
+                f"with exactly one .gguf file ({len(ggufs)} found)"
+            )
+        path = ggufs[0]
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ConfigurationError(f"{path} is not a .gguf file; local models are GGUF files or HF folders")
+        if runtime == "transformers":
+            return "transformers", hf_dir_from_gguf(path)
+        return "llama.cpp", path.resolve()
+    if runtime == "llama.cpp":
+        raise ConfigurationError(f"{path} is a Hugging Face directory; llama.cpp needs a .gguf file")
+    return "transformers", path.resolve()
+
+
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_VALUES = (
+    "items", "additionalItems", "additionalProperties", "not", "if", "then", "else", "contains",
+    "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+)
+
+
+def close_objects(schema: Any) -> Any:
+    """A copy of ``schema`` where objects that list ``properties`` but say nothing about
+    ``additionalProperties`` (Pydantic's default) admit no other keys.
+
+    The output then still matches the original schema, and the model can't spend tokens on
+    invented keys (SmolLM2 adds ``"zip"`` and ``"addresses"`` when allowed). Explicit
+    ``additionalProperties``, ``patternProperties`` and ``unevaluatedProperties`` are kept.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            out[key] = {name: close_objects(sub) for name, sub in schema[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            out[key] = [close_objects(sub) for sub in schema[key]]
+    for key in _SCHEMA_VALUES:
+        value = schema.get(key)
+        if isinstance(value, dict):
+            out[key] = close_objects(value)
+        elif key == "items" and isinstance(value, list):
+            out[key] = [close_objects(sub) for sub in value]
+    if (
+        isinstance(schema.get("properties"), dict)
+        and "additionalProperties" not in schema
+        and "patternProperties" not in schema
+        and "unevaluatedProperties" not in schema
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model and its compiled grammars (process-wide)."""
+    clear_runtimes()
+
+
+def _sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    if temperature <= 0.0:
+        return int(np.argmax(logits))
+    x = logits.astype(np.float64) / temperature
+    x -= np.max(x)
+    p = np.exp(x)
+    if 0.0 < top_p < 1.0:
+        order = np.argsort(-p)
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p * cum[-1])) + 1]
+        mask = np.zeros_like(p)
+        mask[keep] = 1.0
+        p *= mask
+    p /= p.sum()
+    return int(rng.choice(p.shape[0], p=p))
+
+
+def _stop_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [s for s in value if s]
+
+
+class LocalBackend:
+    """Constrained generation on a local model. See the module docstring.
+
+    :param model: ``None``/``"local"`` for the embedded SmolLM2 GGUF, ``"local:/path/model.gguf"``,
+        or ``"local:/path/hf_dir"`` (the ``local:`` prefix is optional).
+    :param device: ``"auto"`` (CUDA when present), ``"cuda"`` (falls back to CPU without CUDA) or ``"cpu"``.
+    :param engine: ``"llguidance"`` (default, fastest), ``"outlines_core"`` or ``"xgrammar"``
+        (transformers only).
+    :param runtime: force ``"llama.cpp"`` or ``"transformers"``; a GGUF with ``"transformers"``
+        is converted once into ``~/.cache/schemagen/hf/``.
+    :param n_ctx: context window (llama.cpp default 4096; transformers: the model's).
+    :param n_threads: CPU threads (llama.cpp default: half the logical cores; transformers:
+        torch's default).
+    :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
+    :param compact: JSON with no whitespace between tokens (fewest tokens, and forced
+        stretches such as ``","email":"`` can be fast-forwarded). ``False`` allows one optional
+        space (Outlines' default), which small models sometimes follow more faithfully.
+    :param close_objects: forbid keys a schema object doesn't list when it says nothing
+        about ``additionalProperties`` (see :func:`close_objects`).
+    """
+
+    endpoints: frozenset[Endpoint] = frozenset({"completions"})
+    supports_strict = False
+    #: The backend enforces ``Request.constraint`` itself, so the engine asks for bare JSON.
+    enforces_constraints = True
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "auto",
+        engine: str = "llguidance",
+        runtime: str | None = None,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        fast_forward: bool = True,
+        close_objects: bool = True,
+        compact: bool = True,
+        repetition_guard: bool = True,
+    ) -> None:
+        if engine not in ENGINES:
+            choices = ", ".join(ENGINES)
+            raise ConfigurationError(f"Unknown constraint engine {engine!r}; choose one of {choices}")
+        if device not in ("auto", "cuda", "gpu", "cpu"):
+            raise ConfigurationError(f"Unknown device {device!r}; use 'auto', 'cuda' or 'cpu'")
+        kind, path = resolve_model_spec(model, runtime)
+        self._runtime: Runtime = load_runtime(kind, path, device=device, n_ctx=n_ctx, n_threads=n_threads)
+        self.engine = engine
+        self.fast_forward = fast_forward
+        self.close_objects = close_objects
+        self.compact = compact
+        # Stop a generation that has entered a loop, as the streamed HTTP path does.
+        self.repetition_guard = repetition_guard
+        self.model = f"local:{path}"
+        if engine != "llguidance" or kind != "llama.cpp":
+            # Fail now, not at the first request, when the engine can't serve this model type.
+            self._engine()
+
+    # ------------------------------------------------------------------ what the core reads
+    @property
+    def runtime(self) -> RuntimeKind:
+        """``"llama.cpp"`` or ``"transformers"``."""
+        return self._runtime.kind
+
+    @property
+    def device(self) -> str:
+        """Where the model really runs: ``"cpu"`` or ``"cuda"``."""
+        return self._runtime.device
+
+    @property
+    def model_path(self) -> Path:
+        return self._runtime.path
+
+    @property
+    def chat_template_source(self) -> str | None:
+        """The model's own Jinja chat template (GGUF metadata or HF tokenizer), if it has one."""
+        return self._runtime.chat_template
+
+    @property
+    def bos_token(self) -> str | None:
+        return self._runtime.bos_token
+
+    @property
+    def eos_token(self) -> str | None:
+        return self._runtime.eos_token
+
+    @property
+    def max_context(self) -> int:
+        """The context window prompts and ``max_tokens`` must fit in together."""
+        return self._runtime.n_ctx
+
+    @property
+    def stats(self) -> LocalStats:
+        """Counters of the loaded model (shared by every backend on the same model)."""
+        return self._runtime.stats
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes as a prompt, with the model's own tokenizer (BOS included if added)."""
+        with self._runtime.lock:
+            return len(self._runtime.tokenize(text, prompt=True))
+
+    # ------------------------------------------------------------------ grammar cache
+    def _engine(self) -> Any:
+        rt = self._runtime
+        with rt.lock:
+            engine = rt.engines.get(self.engine)
+            if engine is None:
+                engine = create_engine(self.engine, rt)
+                rt.engines[self.engine] = engine
+                rt.stats.engine_setups += 1
+            return engine
+
+    def compiled_grammar(self, schema: dict[str, Any]) -> tuple[CompiledGrammar, bool]:
+        """The compiled grammar for ``schema`` and whether it came from the cache.
+
+        Raises :class:`SchemaError` when the engine can't compile the schema.
+        """
+        if not isinstance(schema, dict):
+            raise SchemaError("The constraint must be a JSON schema object", path="$")
+        rt = self._runtime
+        closed = "closed" if self.close_objects else "open"
+        key = (f"{self.engine}/{closed}/{'compact' if self.compact else 'spaced'}", canonical_schema(schema))
+        with rt.lock:
+            grammar = rt.grammars.get(key)
+            if grammar is not None:
+                rt.grammars.move_to_end(key)
+                rt.stats.grammar_cache_hits += 1
+                rt.stats.last_compile_s = 0.0
+                return grammar, True
+            engine = self._engine()
+            started = time.perf_counter()
+            target = close_objects(schema) if self.close_objects else schema
+            grammar = engine.compile(target, compact=self.compact)
+            elapsed = time.perf_counter() - started
+            rt.grammars[key] = grammar
+            while len(rt.grammars) > GRAMMAR_CACHE_SIZE:
+                rt.grammars.popitem(last=False)
+            rt.stats.grammar_compiles += 1
+            rt.stats.last_compile_s = elapsed
+            rt.stats.compile_s_total += elapsed
+            return grammar, False
+
+    def prepare(self, schema: dict[str, Any]) -> bool:
+        """Compile ``schema`` ahead of the first request. Returns True if it was already cached."""
+        return self.compiled_grammar(schema)[1]
+
+    # ------------------------------------------------------------------ generation
+    def complete(self, request: Request) -> Completion:
+        if request.endpoint != "completions":
+            raise ConfigurationError(
+                f"The local backend serves the 'completions' endpoint only, not {request.endpoint!r}; "
+                "render the prompt with the model's chat template first."
+            )
+        body = request.body
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise ConfigurationError("The local backend needs body['prompt'] as one string")
+        max_tokens = request.max_tokens
+        if max_tokens is None or max_tokens < 1:
+            raise ConfigurationError("The local backend needs body['max_tokens'] (a positive integer)")
+        temperature = float(body.get("temperature") or 0.0)
+        top_p = float(body.get("top_p") or 1.0)
+        seed = body.get("seed")
+        # stop strings apply to free text only: the grammar decides where constrained output ends
+        stops = _stop_list(body.get("stop")) if request.constraint is None else []
+        ignore_eos = bool(body.get("ignore_eos")) and request.constraint is None
+        schema = request.constraint
+        rt = self._runtime
+
+        started = time.perf_counter()
+        grammar: CompiledGrammar | None = None
+        cache_hit = False
+        compile_s = 0.0
+        if schema is not None:
+            grammar, cache_hit = self.compiled_grammar(schema)
+            compile_s = rt.stats.last_compile_s
+
+        with rt.lock:
+            prompt_ids = rt.tokenize(prompt, prompt=True)
+            if len(prompt_ids) + max_tokens > rt.n_ctx:
+                raise ContextOverflowError(
+                    "The local model's context is too small", prompt_tokens=len(prompt_ids),
+                    max_tokens=max_tokens, max_context=rt.n_ctx,
+                )
+            state_started = time.perf_counter()
+            state = grammar.new_state() if grammar is not None else None
+            if state is not None:
+                self._check_engaged(state)
+            state_s = time.perf_counter() - state_started
+            result = self._generate(
+                prompt_ids, state, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                rng=np.random.default_rng(seed), stops=stops, ignore_eos=ignore_eos,
+            )
+            out_ids, finish, counters, text = result
+            stats = rt.stats
+            stats.generations += 1
+            stats.prompt_tokens += len(prompt_ids)
+            stats.cached_prompt_tokens += counters["cached_prompt_tokens"]
+            stats.completion_tokens += len(out_ids)
+            stats.decode_steps += counters["decode_steps"]
+            stats.forced_tokens += counters["forced_tokens"]
+            stats.masks_computed += counters["masks_computed"]
+
+        total_s = time.perf_counter() - started
+        gen_s = counters["generate_s"]
+        raw: dict[str, Any] = {
+            "engine": self.engine if schema is not None else None,
+            "runtime": rt.kind,
+            "device": rt.device,
+            "model": str(rt.path),
+            "constrained": schema is not None,
+            "grammar_cache_hit": cache_hit,
+            "compile_ms": round(compile_s * 1000, 3),
+            "matcher_ms": round(state_s * 1000, 3),
+            "prompt_ms": round(counters["prompt_s"] * 1000, 3),
+            "generate_ms": round(gen_s * 1000, 3),
+            # generate_ms minus the model's forward passes: sampling plus the constraint's work
+            "model_ms": round(counters["model_s"] * 1000, 3),
+            "loop_overhead_ms": round((gen_s - counters["model_s"]) * 1000, 3),
+            "total_ms": round(total_s * 1000, 3),
+            "ms_per_token": round(gen_s * 1000 / len(out_ids), 3) if out_ids else None,
+            "completion_tokens": len(out_ids),
+            "decode_steps": counters["decode_steps"],
+            "forced_tokens": counters["forced_tokens"],
+            "masks_computed": counters["masks_computed"],
+            "cached_prompt_tokens": counters["cached_prompt_tokens"],
+            "finish_reason": finish,
+        }
+        usage = Usage(
+            prompt_tokens=len(prompt_ids), completion_tokens=len(out_ids),
+            cached_tokens=counters["cached_prompt_tokens"], requests=1,
+        )
+        return Completion(content=text, finish_reason=finish, usage=usage, raw=raw)
+
+    async def acomplete(self, request: Request) -> Completion:
+        # The model's lock (taken inside complete) keeps one generation per model at a time.
+        return await asyncio.to_thread(self.complete, request)
+
+    def close(self) -> None:
+        """Nothing to release per backend: the model stays cached for the next one.
+
+        :func:`clear_model_cache` forgets every loaded model.
+        """
+
+    # ------------------------------------------------------------------ internals
+    def _bitmask(self) -> np.ndarray:
+        return np.zeros(((self._runtime.vocab_size + 31) // 32,), dtype=np.int32)
+
+    def _allowed(self, bitmask: np.ndarray, width: int) -> np.ndarray:
+        bits = np.unpackbits(bitmask.view(np.uint8), bitorder="little")
+        if bits.shape[0] < width:
+            bits = np.concatenate([bits, np.zeros(width - bits.shape[0], dtype=np.uint8)])
+        allowed: np.ndarray = bits[:width].astype(bool)
+        return allowed
+
+    def _check_engaged(self, state: GuideState) -> None:
+        """A fresh state must allow some tokens but not all: otherwise the engine isn't constraining."""
+        bitmask = self._bitmask()
+        state.fill_bitmask(bitmask)
+        allowed = int(self._allowed(bitmask, self._runtime.vocab_size).sum())
+        if allowed == 0:
+            raise ConstraintError(f"The {self.engine} engine allows no token at all: its setup failed")
+        if allowed >= self._runtime.vocab_size:
+            raise ConstraintError(
+                f"The {self.engine} engine allows every token: the constraint is not applied"
+            )
+
+    def _generate(
+        self, prompt_ids: list[int], state: GuideState | None, *, max_tokens: int, temperature: float,
+        top_p: float, rng: np.random.Generator, stops: list[str], ignore_eos: bool = False,
+    ) -> tuple[list[int], str, dict[str, Any], str]:
+        rt = self._runtime
+        eog = frozenset() if ignore_eos else rt.eog_token_ids
+        width = rt.vocab_size
+        bitmask = self._bitmask()
+        fast_forward = self.fast_forward and state is not None
+        counters: dict[str, Any] = {"decode_steps": 0, "forced_tokens": 0, "masks_computed": 0}
+        model_s = 0.0  # time inside the model's forward passes; the rest is sampling + constraint
+
+        def step(tokens: list[int]) -> np.ndarray:
+            nonlocal model_s
+            started = time.perf_counter()
+            result = rt.step(tokens)
+            model_s += time.perf_counter() - started
+            counters["decode_steps"] += 1
+            return result
+
+        t0 = time.perf_counter()
+        logits, reused = rt.start(prompt_ids)
+        t1 = time.perf_counter()
+        counters["cached_prompt_tokens"] = reused
+        counters["prompt_s"] = t1 - t0
+
+        out: list[int] = []
+        finish = "length"
+        text: str | None = None
+        guard = RepetitionGuard() if self.repetition_guard else None
+
+        def looping(tokens: list[int]) -> bool:
+            return guard is not None and guard.feed(rt.detokenize(tokens))
+
+        while len(out) < max_tokens:
+            if fast_forward:
+                assert state is not None
+                forced = state.forced_tokens()
+                if forced:
+                    forced = forced[: max_tokens - len(out)]
+                    state.consume(forced)
+                    out.extend(forced)
+                    counters["forced_tokens"] += len(forced)
+                    if state.is_stopped():
+                        finish = "stop"
+                        break
+                    if looping(forced):
+                        finish = REPETITION
+                        break
+                    if len(out) >= max_tokens:
+                        break
+                    logits = step(forced)
+                    continue
+
+            if state is None:
+                token = _sample(logits, temperature, top_p, rng)
+            else:
+                token = -1
+                if temperature <= 0.0:
+                    # Greedy: the top token is the answer whenever the grammar allows it.
+                    top = int(np.argmax(logits))
+                    ok = state.is_accepting() if top in eog else state.accepts(top)
+                    if ok:
+                        token = top
+                if token < 0:
+                    state.fill_bitmask(bitmask)
+                    counters["masks_computed"] += 1
+                    allowed = self._allowed(bitmask, width)
+                    if not allowed.any():
+                        raise ConstraintError(f"The {self.engine} engine allows no next token")
+                    logits = np.where(allowed, logits, -np.inf).astype(np.float32)
+                    token = _sample(logits, temperature, top_p, rng)
+
+            if token in eog:
+                if state is not None and not state.is_accepting():
+                    raise ConstraintError("End of generation chosen before the grammar was complete")
+                finish = "stop"
+                break
+            if state is not None:
+                state.consume([token])
+            out.append(token)
+            if state is not None and state.is_stopped():
+                finish = "stop"
+                break
+            if looping([token]):
+                finish = REPETITION
+                break
+            if stops:
+                decoded = rt.detokenize(out)
+                hits = [decoded.find(s) for s in stops if s in decoded]
+                if hits:
+                    text = decoded[: min(hits)]
+                    finish = "stop"
+                    break
+            if len(out) >= max_tokens:
+                break
+            logits = step([token])
+
+        counters["generate_s"] = time.perf_counter() - t1
+        counters["model_s"] = model_s
+        if state is not None and finish == "stop" and not state.is_accepting():
+            raise ConstraintError("The constrained output stopped before the grammar was complete")
+        if text is None:
+            text = rt.detokenize(out)
+        return out, finish, counters, text

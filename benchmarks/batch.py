@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tests.llama_server import free_port  # noqa: E402
 
 import schemagen  # noqa: E402
-from schemagen.batch import aextract_many  # noqa: E402
+from schemagen.batch.run import aextract_many  # noqa: E402
 from schemagen.schema import build_tool  # noqa: E402
 
 CONCURRENCY = 64

@@ -43,6 +43,8 @@ class LlamaServer:
     n_ctx: int = CONTEXT
 
     def stop(self) -> None:
+        if self.process is None:  # shared server started elsewhere
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=15)

@@ -22,11 +22,11 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 import schemagen
-from schemagen.batch import BatchResult, aextract_many, extract_many
-from schemagen.checkpoint import Checkpoint
+from schemagen.batch.checkpoint import Checkpoint
+from schemagen.batch.ratelimit import Pacer, RateLimiter
+from schemagen.batch.records import Record, count_records, iter_records
+from schemagen.batch.run import BatchResult, aextract_many, extract_many
 from schemagen.errors import BudgetExceeded, ConfigurationError, RequestRejectedError
-from schemagen.ratelimit import Pacer, RateLimiter
-from schemagen.records import Record, count_records, iter_records
 from tests.fault_server import (
     FaultServer,
     malformed_arguments,

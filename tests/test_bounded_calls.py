@@ -18,9 +18,9 @@ from schemagen import (
     RetryPolicy,
     TruncatedError,
 )
-from schemagen.bounds import BoundRule, output_bound
-from schemagen.engine import ExtractionRun, Settings
-from schemagen.pricing import PRICES, register_price
+from schemagen.engine.bounds import BoundRule, output_bound
+from schemagen.engine.pricing import PRICES, register_price
+from schemagen.engine.run import ExtractionRun, Settings
 from schemagen.tokens import counter_for
 from tests.fault_server import Call, FaultServer, respond, tool_call, truncated
 from tests.stream_server import Script, StreamServer

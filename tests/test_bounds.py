@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from schemagen.bounds import (
+from schemagen.engine.bounds import (
     DEFAULT_RULE,
     BoundRule,
     fits,

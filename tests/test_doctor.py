@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from schemagen.backends import create_backend
-from schemagen.cli import app
+from schemagen.cli.main import app
 from schemagen.doctor import (
     CHECKS,
     Doctor,
@@ -27,8 +27,8 @@ from schemagen.doctor import (
 )
 from schemagen.errors import ServerError
 from schemagen.exchange import Completion, ToolCall, Usage
+from schemagen.render.templates import ChatTemplate
 from schemagen.schema import build_tool
-from schemagen.templates import ChatTemplate
 from tests.fault_server import Behaviour, Call, FaultServer, completion_text, content, tool_call, truncated
 from tests.llama_server import LlamaServer
 

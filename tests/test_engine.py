@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, field_validator
 
 from schemagen import ContextOverflowError, ExtractionError, RefusalError, TruncatedError
-from schemagen.engine import ExtractionRun, Settings
+from schemagen.engine.run import ExtractionRun, Settings
 from schemagen.exchange import Completion, ToolCall, Usage
 from schemagen.redact import register_secret
 

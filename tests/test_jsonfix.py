@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemagen.jsonfix import NotJSON, find_json_values, loads_lenient
+from schemagen.parse.jsonfix import NotJSON, find_json_values, loads_lenient
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from schemagen.lint import (
+from schemagen.models import smollm2_gguf_path
+from schemagen.render.lint import (
     Finding,
     check_content_literals,
     check_double_bos,
@@ -17,8 +18,7 @@ from schemagen.lint import (
     lint_prompt,
     template_ignores_tools,
 )
-from schemagen.models import smollm2_gguf_path
-from schemagen.templates import ChatTemplate
+from schemagen.render.templates import ChatTemplate
 
 # ChatML that handles empty and list content the careful way.
 CHATML = (

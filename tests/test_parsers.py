@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from schemagen.parsers import PARSERS, get_parser, parse_tool_calls
-from schemagen.parsers.base import ParseReport
+from schemagen.parse.formats import PARSERS, get_parser, parse_tool_calls
+from schemagen.parse.formats.base import ParseReport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tool_calls"
 

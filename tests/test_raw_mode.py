@@ -17,14 +17,14 @@ from typer.testing import CliRunner
 
 import schemagen
 from schemagen import ConfigurationError, ExtractionError, TruncatedError
-from schemagen.cli import app
-from schemagen.engine import ExtractionRun, Settings
+from schemagen.cli.main import app
+from schemagen.engine.modes.raw import build_prompt, end_of_turn, lower_tool_turns, renders_tool_calls
+from schemagen.engine.run import ExtractionRun, Settings
 from schemagen.exchange import Completion
 from schemagen.models import smollm2_gguf_path
-from schemagen.modes.raw import build_prompt, end_of_turn, lower_tool_turns, renders_tool_calls
-from schemagen.render import build_messages
+from schemagen.render.messages import build_messages
+from schemagen.render.templates import ChatTemplate
 from schemagen.schema import build_tool
-from schemagen.templates import ChatTemplate
 from schemagen.trace import describe_attempt, visible
 from tests.fault_server import FaultServer, completion_text, status
 from tests.llama_server import LlamaServer

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from schemagen.repetition import RepetitionGuard, detect_repetition
+from schemagen.engine.repetition import RepetitionGuard, detect_repetition
 from tests.runaway_cases import load_cases
 
 FIRST = ["Ada", "Bela", "Chen", "Dara", "Emil", "Fatima", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena",

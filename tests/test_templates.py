@@ -9,7 +9,7 @@ import pytest
 
 from schemagen.errors import TemplateError, TemplateSecurityError
 from schemagen.models import smollm2_gguf_path
-from schemagen.templates import ChatTemplate, load_template, normalize_messages
+from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
 
 # Small templates in the style of the common families, written for these tests.
 CHATML = (

@@ -1,11 +1,13 @@
 """schemagen: a Pydantic model in, a validated instance out."""
 
-from schemagen.batch import BatchResult, BatchSummary, aextract_many, extract_many
-from schemagen.bounds import BoundRule, max_output_tokens, output_bound
-from schemagen.budget import Budget
+from schemagen.batch.run import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
-from schemagen.engine import Extraction, Settings
+from schemagen.engine.bounds import BoundRule, max_output_tokens, output_bound
+from schemagen.engine.budget import Budget
+from schemagen.engine.pricing import price_for, register_price
+from schemagen.engine.repetition import RepetitionGuard, detect_repetition
+from schemagen.engine.run import Extraction, Settings
 from schemagen.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -26,9 +28,7 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
-from schemagen.pricing import price_for, register_price
-from schemagen.render import Example
-from schemagen.repetition import RepetitionGuard, detect_repetition
+from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens

@@ -13,10 +13,10 @@ from typing import Any, TypeVar, overload
 import openai
 
 from schemagen.backends import BACKENDS, Backend, create_backend
-from schemagen.bounds import BoundRule
-from schemagen.engine import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
+from schemagen.engine.bounds import BoundRule
+from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, TransportError
-from schemagen.render import Example
+from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
 from schemagen.tokens import Counter
@@ -109,13 +109,13 @@ class Client:
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
         )
-        from schemagen.templates import load_template, template_from_backend
+        from schemagen.render.templates import load_template, template_from_backend
 
         template = load_template(template) if template is not None else template_from_backend(self.backend)
         if mode is None:
             mode = "tools" if "chat" in self.backend.endpoints else "raw"
         if mode == "raw" and template is None:
-            from schemagen.modes.raw import NEEDS_TEMPLATE
+            from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
             raise ConfigurationError(NEEDS_TEMPLATE)
         self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)

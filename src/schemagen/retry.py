@@ -1,6 +1,6 @@
 """Transport retries: one policy, applied the same way to sync and async backends.
 
-Validation reasks are a separate budget, handled by :mod:`schemagen.engine`.
+Validation reasks are a separate budget, handled by :mod:`schemagen.engine.run`.
 """
 
 from __future__ import annotations

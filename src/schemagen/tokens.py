@@ -161,7 +161,7 @@ def count_tokens(
     strict: bool = False,
 ) -> int:
     """Estimated prompt tokens to extract ``target`` from ``text``, tool definition included."""
-    from schemagen.render import build_messages, render_chat
+    from schemagen.render.messages import build_messages, render_chat
     from schemagen.schema import build_tool
 
     spec = build_tool(target, strict)

@@ -47,10 +47,10 @@ from schemagen.backends._local_runtimes import (
     hf_dir_from_gguf,
     load_runtime,
 )
+from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
 from schemagen.exchange import Completion, Endpoint, Request, Usage
 from schemagen.models import default_local_model_path
-from schemagen.repetition import REPETITION, RepetitionGuard
 
 __all__ = [
     "ENGINES",

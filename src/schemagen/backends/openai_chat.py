@@ -5,7 +5,7 @@ back as plain data. The SDK's own retries are switched off: :mod:`schemagen.retr
 owns retrying, so attempts and waits are counted in one place.
 
 A body with ``"stream": true`` is streamed: the deltas are put back together into
-the same response a non-streamed call gets, and a :class:`~schemagen.repetition.RepetitionGuard`
+the same response a non-streamed call gets, and a :class:`~schemagen.engine.repetition.RepetitionGuard`
 watches the content and every tool call's arguments as they grow. When it fires the
 stream is closed (the server stops generating) and the completion comes back with
 ``finish_reason="repetition"``.
@@ -28,6 +28,7 @@ try:  # the HTTP library under openai; its read errors mid-stream reach us unwra
 except ImportError:  # pragma: no cover - older openai releases use httpx
     import httpx as _http  # type: ignore[no-redef]
 
+from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -39,7 +40,6 @@ from schemagen.errors import (
 )
 from schemagen.exchange import Completion, Endpoint, Request, ToolCall, Usage
 from schemagen.redact import redact_text, register_secret
-from schemagen.repetition import REPETITION, RepetitionGuard
 
 _PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions"}
 _STREAM_ERRORS = (_http.HTTPError, _http.StreamError)

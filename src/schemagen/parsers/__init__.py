@@ -1,53 +1,22 @@
-"""Native tool-call text parsers, looked up by name, with auto-detection.
-
-A new format is one module with a ``PARSER`` object plus one line in ``PARSERS``.
-"""
+"""Deprecated alias of :mod:`schemagen.parse.formats`, kept for one release."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
+import warnings
 
-from schemagen.parsers.base import ParsedCall, ParseReport, ToolCallParser
+from schemagen.parse import formats as _formats
+from schemagen.parse.formats import *  # noqa: F403
+from schemagen.parse.formats import __all__ as __all__
 
-#: name -> module holding ``PARSER``. Order matters for auto-detection: the most
-#: specific markers first, plain JSON last.
-PARSERS: dict[str, str] = {
-    "kimi_k2": "schemagen.parsers.kimi_k2",
-    "deepseek_v3": "schemagen.parsers.deepseek_v3",
-    "mistral": "schemagen.parsers.mistral",
-    "qwen3_xml": "schemagen.parsers.qwen3_xml",
-    "hermes": "schemagen.parsers.hermes",
-    "llama3_json": "schemagen.parsers.llama3_json",
-    "pythonic": "schemagen.parsers.pythonic",
-    "json": "schemagen.parsers.json_text",
-}
+warnings.warn(
+    "schemagen.parsers moved to schemagen.parse.formats; the old path goes away in the next release",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-
-def get_parser(name: str) -> ToolCallParser:
-    try:
-        module = importlib.import_module(PARSERS[name])
-    except KeyError:
-        raise KeyError(f"Unknown tool-call format {name!r}. Known: {', '.join(PARSERS)}") from None
-    parser: ToolCallParser = module.PARSER
-    return parser
-
-
-def parse_tool_calls(
-    text: str, *, fmt: str = "auto", schema: dict[str, Any] | None = None
-) -> list[ParseReport]:
-    """Run the named parser, or in "auto" every parser whose markers are present, then
-    plain JSON. Returns one report per parser tried, the successful one last."""
-    names = [fmt] if fmt != "auto" else [n for n in PARSERS if n != "json" and get_parser(n).detect(text)]
-    if fmt == "auto":
-        names.append("json")
-    reports: list[ParseReport] = []
-    for name in names:
-        report = get_parser(name).parse(text, schema=schema)
-        reports.append(report)
-        if report.ok:
-            break
-    return reports
-
-
-__all__ = ["PARSERS", "ParseReport", "ParsedCall", "ToolCallParser", "get_parser", "parse_tool_calls"]
+# Old submodule paths (schemagen.parsers.hermes, ...) resolve to the same module objects.
+for _name in [*_formats.PARSERS, "base", "_support", "json_text"]:
+    _module = _formats.PARSERS.get(_name, f"schemagen.parse.formats.{_name}")
+    sys.modules[f"{__name__}.{_module.rsplit('.', 1)[1]}"] = importlib.import_module(_module)

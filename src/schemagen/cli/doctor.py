@@ -1,6 +1,6 @@
 """``schemagen render`` and ``schemagen doctor``: see the exact prompt, check an endpoint.
 
-Registered on the main app by one import in :mod:`schemagen.cli`.
+Registered on the main app by one import in :mod:`schemagen.cli.main`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from schemagen.cli import EXIT_FAILED, EXIT_USAGE, BaseUrlOpt, ModelOpt, SchemaOpt, app, fail, load_target
+from schemagen.cli.options import EXIT_FAILED, EXIT_USAGE, BaseUrlOpt, ModelOpt, SchemaOpt, fail, load_target
 from schemagen.errors import SchemagenError
 
 TemplateOpt = Annotated[
@@ -40,7 +40,6 @@ def _finding_dict(finding: Any) -> dict[str, str]:
             "evidence": finding.evidence}
 
 
-@app.command()
 def render(
     source: Annotated[str, typer.Argument(help="The input text, a file holding it, or - for stdin")],
     schema: SchemaOpt,
@@ -56,11 +55,11 @@ def render(
 
     Without --template, print the chat-completions body that mode 'tools' sends instead.
     """
-    from schemagen.lint import lint_prompt
-    from schemagen.modes.raw import build_prompt
-    from schemagen.render import build_messages, render_chat
+    from schemagen.engine.modes.raw import build_prompt
+    from schemagen.render.lint import lint_prompt
+    from schemagen.render.messages import build_messages, render_chat
+    from schemagen.render.templates import load_template
     from schemagen.schema import build_tool
-    from schemagen.templates import load_template
     from schemagen.trace import VISIBLE_LEGEND
     from schemagen.trace import visible as show
 
@@ -106,7 +105,6 @@ def render(
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
 def doctor(
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,

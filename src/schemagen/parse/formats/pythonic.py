@@ -10,8 +10,8 @@ import ast
 import re
 from typing import Any
 
-from schemagen.parsers._support import preview, strip_fence
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats._support import preview, strip_fence
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _START = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
 _BARE_CALL = re.compile(r"^\s*[A-Za-z_][\w.]*\s*\(")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemagen.jsonfix import find_json_values
-from schemagen.parsers._support import decode_arguments, envelope
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats._support import decode_arguments, envelope
+from schemagen.parse.formats.base import ParsedCall, ParseReport
+from schemagen.parse.jsonfix import find_json_values
 
 
 def _is_call(value: Any) -> bool:

@@ -28,7 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from schemagen.batch import BatchResult
+from schemagen.batch.records import Record
+from schemagen.batch.results import BatchResult
 from schemagen.errors import (
     BudgetExceeded,
     ConfigurationError,
@@ -39,12 +40,11 @@ from schemagen.errors import (
     TransportError,
 )
 from schemagen.exchange import Usage
-from schemagen.records import Record
 from schemagen.trace import describe_attempt
 
 if TYPE_CHECKING:
-    from schemagen.batch import BatchRun
-    from schemagen.engine import Extraction, ExtractionRun
+    from schemagen.batch.run import BatchRun
+    from schemagen.engine.run import Extraction, ExtractionRun
 
 T = TypeVar("T")
 URLS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -168,7 +168,7 @@ class _Driver:
         size = count = 0
         try:
             for index, record in run.pending(records, written=self.written):
-                if run._stopping:
+                if run.stopping:
                     break
                 if record.text is None:
                     result = BatchResult.unreadable(record, index)
@@ -367,9 +367,7 @@ class _Driver:
         return rid in self.run.done_ids or rid in self.written
 
     def _status(self, text: str) -> None:
-        progress = self.run._progress
-        if progress is not None:
-            progress.set_status(text)
+        self.run.set_status(text)
 
 
 def _invalid(extraction: ExtractionRun[Any]) -> ExtractionError:

@@ -19,14 +19,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemagen.parsers._support import (
+from schemagen.parse.formats._support import (
     decode_json,
     parameters_schema,
     preview,
     type_text_value,
     valid_name,
 )
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _FUNCTION = re.compile(
     r"<function=([^>\n]*)>(.*?)(</function>|(?=<function=)|(?=</tool_call>)|\Z)", re.DOTALL

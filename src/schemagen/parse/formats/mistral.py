@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemagen.parsers._support import (
+from schemagen.parse.formats._support import (
     decode_arguments,
     decode_json,
     envelope,
@@ -18,7 +18,7 @@ from schemagen.parsers._support import (
     preview,
     valid_name,
 )
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _MARKER = "[TOOL_CALLS]"
 _ARGS = "[ARGS]"

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from schemagen.batch import BatchSummary
+    from schemagen.batch.results import BatchSummary
 
 
 class _RateColumn(ProgressColumn):

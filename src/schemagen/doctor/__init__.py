@@ -35,22 +35,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from schemagen.engine.modes import RenderInput
+from schemagen.engine.modes.raw import MODE as RAW
 from schemagen.errors import MissingDependencyError, SchemagenError, TemplateError, TransportError
 from schemagen.exchange import Completion, Request
-from schemagen.jsonfix import NotJSON, loads_strict
-from schemagen.lint import (
+from schemagen.parse.formats import PARSERS, get_parser
+from schemagen.parse.jsonfix import NotJSON, loads_strict
+from schemagen.parse.recover import NoToolCall
+from schemagen.render.lint import (
     check_content_literals,
     check_generation_prompt,
     check_tools_present,
     generation_prompt_between,
 )
-from schemagen.modes import RenderInput
-from schemagen.modes.raw import MODE as RAW
-from schemagen.parse import NoToolCall
-from schemagen.parsers import PARSERS, get_parser
-from schemagen.render import build_messages, render_chat
+from schemagen.render.messages import build_messages, render_chat
+from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
 from schemagen.schema import ToolSpec, build_tool
-from schemagen.templates import ChatTemplate, load_template, normalize_messages
 
 Verdict = Literal["pass", "fail", "skip"]
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from pydantic import BaseModel
 
+from schemagen.cli import doctor as doctor_commands
+from schemagen.cli.options import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    BaseUrlOpt,
+    ModelOpt,
+    SchemaOpt,
+    fail,
+    load_target,
+    read_text,
+    to_jsonable,
+)
 from schemagen.errors import SchemagenError
 
 app = typer.Typer(
@@ -21,50 +32,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Structured output from LLMs: a Pydantic model in, validated JSON out."""
-
-
-# Exit codes: 1 = the extraction failed, 2 = bad usage or configuration.
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    typer.echo(f"schemagen: error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def read_text(source: str) -> str:
-    if source == "-":
-        return sys.stdin.read()
-    path = Path(source)
-    if not path.is_file():
-        raise fail(f"input file not found: {source}", EXIT_USAGE)
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"can't read {source}: {exc}", EXIT_USAGE) from exc
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "value") and value.__class__.__module__ != "builtins":  # Enum
-        return value.value
-    return value
-
-
-def load_target(schema: str, many: bool) -> Any:
-    from schemagen.loading import load_object
-
-    target = load_object(schema)
-    return list[target] if many else target  # type: ignore[valid-type]
-
-
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, or local:/path.gguf")]  # noqa: UP045
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL")]  # noqa: UP045
-SchemaOpt = Annotated[str, typer.Option("--schema", "-s", help="file.py:Model or package.module:Model")]
 
 
 @app.command()
@@ -135,7 +102,7 @@ def batch(
     """
     import asyncio
 
-    from schemagen.batch import aextract_many
+    from schemagen.batch.run import aextract_many
     from schemagen.client import Client
     from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
 
@@ -168,7 +135,8 @@ def batch(
     raise typer.Exit(run.summary.exit_code)
 
 
-from schemagen import cli_doctor  # noqa: E402, F401  (registers `render` and `doctor`)
+app.command()(doctor_commands.render)
+app.command()(doctor_commands.doctor)
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemagen.jsonfix import json_spans
-from schemagen.parsers._support import decode_arguments, decode_json, envelope, preview
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats._support import decode_arguments, decode_json, envelope, preview
+from schemagen.parse.formats.base import ParsedCall, ParseReport
+from schemagen.parse.jsonfix import json_spans
 
 _OPEN = "<tool_call>"
 _CLOSE = "</tool_call>"

@@ -8,9 +8,9 @@ import re
 from itertools import pairwise
 from typing import Any
 
-from schemagen.jsonfix import json_spans
-from schemagen.parsers._support import decode_arguments, decode_json, envelope, preview
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats._support import decode_arguments, decode_json, envelope, preview
+from schemagen.parse.formats.base import ParsedCall, ParseReport
+from schemagen.parse.jsonfix import json_spans
 
 _PYTHON_TAG = "<|python_tag|>"
 _END_TOKENS = re.compile(r"<\|(?:eom_id|eot_id|end_of_text)\|>")

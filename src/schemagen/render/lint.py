@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemagen.errors import TemplateError
-from schemagen.templates import ChatTemplate, Message, normalize_messages
+from schemagen.render.templates import ChatTemplate, Message, normalize_messages
 
 Severity = Literal["error", "warning", "info"]
 

@@ -25,7 +25,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemagen.errors import MissingDependencyError, TemplateError, TemplateSecurityError
-from schemagen.jsonfix import NotJSON, loads_lenient, loads_strict
+from schemagen.parse.jsonfix import NotJSON, loads_lenient, loads_strict
 
 Message = Mapping[str, Any]
 

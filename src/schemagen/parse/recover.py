@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemagen.exchange import Completion
-from schemagen.jsonfix import NotJSON, loads_lenient
-from schemagen.parsers import ParseReport, parse_tool_calls
+from schemagen.parse.formats import ParseReport, parse_tool_calls
+from schemagen.parse.jsonfix import NotJSON, loads_lenient
 from schemagen.schema import ToolSpec
 
 

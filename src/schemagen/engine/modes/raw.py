@@ -22,10 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from schemagen.engine.modes.base import Rendered, RenderInput
 from schemagen.errors import ConfigurationError, TemplateError
 from schemagen.exchange import Completion, Request
-from schemagen.jsonfix import NotJSON, loads_lenient
-from schemagen.lint import (
+from schemagen.parse.formats import ParseReport
+from schemagen.parse.jsonfix import NotJSON, loads_lenient
+from schemagen.parse.recover import NoToolCall, Recovered, recover_from_text
+from schemagen.render.lint import (
     Finding,
     check_content_literals,
     check_double_bos,
@@ -34,11 +37,8 @@ from schemagen.lint import (
     inject_tools_into_system,
     template_ignores_tools,
 )
-from schemagen.modes.base import Rendered, RenderInput
-from schemagen.parse import NoToolCall, Recovered, recover_from_text
-from schemagen.parsers import ParseReport
+from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
 from schemagen.schema import ToolSpec
-from schemagen.templates import ChatTemplate, load_template, normalize_messages
 
 #: vLLM/SGLang extensions to /v1/completions: the prompt already holds its special tokens
 #: (BOS included, if the template writes one), and markers such as ``[TOOL_CALLS]`` must

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from schemagen.engine.modes.base import Rendered, RenderInput
 from schemagen.exchange import Completion, Request
-from schemagen.modes.base import Rendered, RenderInput
-from schemagen.parse import Recovered, recover_arguments
-from schemagen.render import render_chat
+from schemagen.parse.recover import Recovered, recover_arguments
+from schemagen.render.messages import render_chat
 from schemagen.schema import ToolSpec
 
 

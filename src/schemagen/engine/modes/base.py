@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemagen.exchange import Completion, Endpoint, Request
-from schemagen.parse import Recovered
+from schemagen.parse.recover import Recovered
 from schemagen.schema import ToolSpec
 
 

@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemagen.jsonfix import NotJSON, json_end, loads_lenient
-from schemagen.parsers.base import ParseReport
+from schemagen.parse.formats.base import ParseReport
+from schemagen.parse.jsonfix import NotJSON, json_end, loads_lenient
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:\n?[ \t]*```\s*|\s*)$", re.DOTALL)
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 
+from schemagen.engine.modes.base import Mode, Rendered, RenderInput
 from schemagen.errors import ConfigurationError
-from schemagen.modes.base import Mode, Rendered, RenderInput
 
 MODES: dict[str, str] = {
-    "tools": "schemagen.modes.tools",
-    "raw": "schemagen.modes.raw",
+    "tools": "schemagen.engine.modes.tools",
+    "raw": "schemagen.engine.modes.raw",
 }
 
 

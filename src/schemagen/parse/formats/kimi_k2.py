@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemagen.parsers._support import (
+from schemagen.parse.formats._support import (
     decode_arguments,
     decode_json,
     leading_json,
@@ -21,7 +21,7 @@ from schemagen.parsers._support import (
     preview,
     tool_names,
 )
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _CALL_BEGIN = "<|tool_call_begin|>"
 _ARG_BEGIN = "<|tool_call_argument_begin|>"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemagen.parsers._support import (
+from schemagen.parse.formats._support import (
     decode_arguments,
     decode_json,
     leading_json,
@@ -23,7 +23,7 @@ from schemagen.parsers._support import (
     strip_fence,
     valid_name,
 )
-from schemagen.parsers.base import ParsedCall, ParseReport
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 
 def _marker(*words: str) -> str:

@@ -24,8 +24,11 @@ from typing import Any, Generic, Literal, TypeVar, Union
 
 from pydantic import ValidationError
 
-from schemagen.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
-from schemagen.budget import Budget
+from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
+from schemagen.engine.budget import Budget
+from schemagen.engine.modes import Rendered, RenderInput, get_mode
+from schemagen.engine.pricing import estimate_cost, price_for, with_cost
+from schemagen.engine.repetition import REPETITION
 from schemagen.errors import (
     AttemptError,
     BudgetExceeded,
@@ -36,12 +39,9 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, Usage
-from schemagen.modes import Rendered, RenderInput, get_mode
-from schemagen.parse import NoToolCall, error_fields, format_errors
-from schemagen.pricing import estimate_cost, price_for, with_cost
+from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
-from schemagen.render import Example, build_messages, reask_messages
-from schemagen.repetition import REPETITION
+from schemagen.render.messages import Example, build_messages, reask_messages
 from schemagen.schema import StrictSetting, ToolSpec, build_tool
 from schemagen.tokens import Counter, context_window, count_request, counter_for
 from schemagen.trace import (
@@ -82,7 +82,7 @@ class Settings:
     template: Any = None
     constrain: bool = False
     parallel_tool_calls: bool = True
-    # Output bounds (see schemagen.bounds): True = the default rule, a BoundRule = custom
+    # Output bounds (see schemagen.engine.bounds): True = the default rule, a BoundRule = custom
     # knobs, False = send no max_tokens unless the caller gives one.
     bounds: BoundRule | bool = True
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound

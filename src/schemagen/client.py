@@ -102,6 +102,7 @@ class Client:
         bounds: BoundRule | bool = True,
         on_truncation: TruncationPolicy = "raise",
         budget: BudgetSetting = None,
+        mode_cache: str | os.PathLike[str] | None = None,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
@@ -112,8 +113,14 @@ class Client:
         from schemagen.render.templates import load_template, template_from_backend
 
         template = load_template(template) if template is not None else template_from_backend(self.backend)
-        if mode is None:
-            mode = "tools" if "chat" in self.backend.endpoints else "raw"
+        if mode is None or mode == "auto":  # auto negotiates chat modes; without chat, raw it is
+            mode = "auto" if "chat" in self.backend.endpoints else "raw"
+        # mode="auto" remembers per (base_url, model), in this process and optionally on disk.
+        from schemagen.mode_cache import ENV_VAR, MEMORY, endpoint_key
+
+        self.mode_cache = mode_cache or os.environ.get(ENV_VAR) or None
+        self.memory = MEMORY
+        self.endpoint_key = endpoint_key(getattr(self.backend, "base_url", None), self.backend.model)
         if mode == "raw" and template is None:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
@@ -148,26 +155,45 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
+        try:
+            while not run.done:
+                request = run.next_request()
+                try:
+                    completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
+                except TransportError as exc:
+                    if run.rejected(exc):  # a capability answer: the run adapted, send again
+                        continue
+                    raise run.transport_failed(exc) from exc.__cause__
+                run.receive(completion)
+        finally:
+            self._remember(run)
         return run.result()
 
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Async twin of :meth:`drive`."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
+        try:
+            while not run.done:
+                request = run.next_request()
+                try:
+                    send = partial(self.backend.acomplete, request)
+                    completion = await self.policy.acall(send, run.record_retry)
+                except TransportError as exc:
+                    if run.rejected(exc):
+                        continue
+                    raise run.transport_failed(exc) from exc.__cause__
+                run.receive(completion)
+        finally:
+            self._remember(run)
         return run.result()
+
+    def _remember(self, run: ExtractionRun[Any]) -> None:
+        """Keep what the run learned about the endpoint, so the next run starts there."""
+        if run.negotiated or run.relax or run.completion_key:
+            self.memory.put(self.endpoint_key, run.learned(), self.mode_cache)
+
+    def learned(self) -> Any:
+        """What ``mode="auto"`` knows about this client's endpoint and model (None: nothing yet)."""
+        return self.memory.get(self.endpoint_key, self.mode_cache)
 
     def _run(self, target: Any, text: str, overrides: dict[str, Any]) -> ExtractionRun[Any]:
         if not isinstance(text, str):
@@ -183,7 +209,8 @@ class Client:
                 overrides["params"] = {**settings.params, **params}
             settings = dataclasses.replace(settings, **overrides)
         return ExtractionRun(target, text, settings, counter=self.counter,
-                             supports_strict=getattr(self.backend, "supports_strict", False))
+                             supports_strict=getattr(self.backend, "supports_strict", False),
+                             learned=self.learned())
 
     # ------------------------------------------------------------ sync
 
@@ -215,7 +242,7 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "mode_cache")
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()

@@ -171,3 +171,31 @@ class APIConnectionError(TransportError):
 
 class RequestRejectedError(TransportError):
     """A 4xx the server won't change its mind about (bad request, auth, not found). Not retried."""
+
+
+class UnsupportedFeatureError(RequestRejectedError):
+    """The server refused a feature of the request (``feature``: ``tool_choice``, ``tools``,
+    ``strict``, ``response_format``, ``thinking`` or ``max_tokens``). Not retried: with
+    ``mode="auto"`` the engine steps down to a mode that avoids it."""
+
+    def __init__(self, message: str, *, feature: str, said: str = "", status_code: int | None = None,
+                 body: Any = None) -> None:
+        self.feature = feature
+        self.said = said or message  # the server's own words (secrets scrubbed)
+        super().__init__(message, status_code=status_code, body=body)
+
+
+class ModeUnsupportedError(UnsupportedFeatureError):
+    """The mode picked by hand needs a feature this server refuses. ``mode`` and ``said``
+    (the server's words) are kept; use ``mode="auto"`` or another mode."""
+
+    def __init__(self, mode: str, feature: str, said: str, *, status_code: int | None = None,
+                 body: Any = None, suggestion: str | None = None) -> None:
+        self.mode = mode
+        hint = " Use mode='auto' to step down automatically" + (
+            f", or mode={suggestion!r}." if suggestion else ".")
+        super().__init__(
+            f"The server does not support mode={mode!r}: it refused `{feature}` "
+            f"(HTTP {status_code}): {said}.{hint}",
+            feature=feature, said=said, status_code=status_code, body=body,
+        )

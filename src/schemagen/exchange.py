@@ -21,6 +21,7 @@ class Usage:
     cached_tokens: int = 0
     requests: int = 0
     cost: float | None = None  # in USD, only when the model's price is known
+    reasoning_tokens: int = 0  # of completion_tokens, those spent reasoning (already counted in them)
 
     @property
     def total_tokens(self) -> int:
@@ -35,6 +36,7 @@ class Usage:
             cached_tokens=self.cached_tokens + other.cached_tokens,
             requests=self.requests + other.requests,
             cost=cost,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class Usage:
             "total_tokens": self.total_tokens,
             "requests": self.requests,
         }
+        if self.reasoning_tokens:
+            out["reasoning_tokens"] = self.reasoning_tokens
         if self.cost is not None:
             out["cost"] = round(self.cost, 8)
         return out
@@ -57,11 +61,21 @@ class Usage:
         if not isinstance(usage, dict):
             usage = usage.model_dump() if hasattr(usage, "model_dump") else dict(vars(usage))
         details = usage.get("prompt_tokens_details") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        reasoning = reasoning or int(usage.get("reasoning_tokens") or 0)
+        # OpenAI counts reasoning inside completion_tokens; a server whose total shows it left
+        # them out gets them added, so budgets and cost see every token paid for.
+        total = int(usage.get("total_tokens") or 0)
+        if reasoning and total >= prompt + completion + reasoning:
+            completion += reasoning
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
             cached_tokens=int((details or {}).get("cached_tokens") or 0),
             requests=1,
+            reasoning_tokens=reasoning,
         )
 
 

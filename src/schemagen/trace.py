@@ -38,6 +38,8 @@ class AttemptRecord:
     retries: list[TransportRetry] = field(default_factory=list)
     elapsed_s: float = 0.0
     bound: str | None = None  # how a derived max_tokens was chosen (None: the caller's, or none)
+    mode: str = ""  # the output mode this attempt was rendered in
+    reasoning: str = ""  # reasoning text taken out of the completion before parsing
 
     @property
     def usage(self) -> Usage:
@@ -56,6 +58,8 @@ class AttemptRecord:
             "errors": self.errors,
             "outcome": self.outcome,
             "bound": self.bound,
+            "mode": self.mode,
+            "reasoning": self.reasoning,
             "transport_retries": [{"error": r.error, "wait_s": round(r.wait_s, 3)} for r in self.retries],
             "usage": self.usage.to_dict(),
             "elapsed_s": round(self.elapsed_s, 4),
@@ -70,12 +74,16 @@ class Trace:
     schema_changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. lint findings, tool injection
     attempts: list[AttemptRecord] = field(default_factory=list)
+    mode: str | None = None  # the mode the extraction ended in
+    steps: list[dict[str, str]] = field(default_factory=list)  # mode="auto" step-downs, in order
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
             "schema_changes": self.schema_changes,
             "notes": [redact_text(n) for n in self.notes],
+            "mode": self.mode,
+            "steps": redact(self.steps),
             "attempts": [a.to_dict() for a in self.attempts],
         }
 
@@ -138,7 +146,8 @@ def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
     def clip(text: str) -> str:
         return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
 
-    parts = [f"--- attempt {record.number} ({record.outcome}) ---"]
+    mode = f", mode {record.mode}" if record.mode else ""
+    parts = [f"--- attempt {record.number} ({record.outcome}{mode}) ---"]
     if record.prompt is not None:
         prompt = data["prompt"]
         parts.append(f"prompt (exact text sent, {len(prompt)} characters; {VISIBLE_LEGEND}):\n"
@@ -157,6 +166,8 @@ def describe_attempt(record: AttemptRecord, *, limit: int = 4000) -> str:
         parts.append("raw output:\n" + clip(data["output"] or _dump(data["response"])))
     if record.bound:
         parts.append(f"bound: {record.bound}")
+    if record.reasoning:
+        parts.append("reasoning (left out of the parse):\n" + clip(redact_text(record.reasoning)))
     if record.notes:
         parts.append("notes:\n" + "\n".join(f"- {n}" for n in data["notes"]))
     if record.errors:
@@ -178,6 +189,8 @@ def print_attempt(record: AttemptRecord) -> None:
     console = Console(stderr=True, file=sys.stderr)
     data = record.to_dict()
     title = f"schemagen attempt {record.number}: {record.outcome}"
+    if record.mode:
+        title += f" · mode {record.mode}"
     request = data["request"]
     if record.prompt is not None:
         console.print(Panel(Text(visible(data["prompt"])), title=f"{title} · exact prompt",
@@ -190,6 +203,8 @@ def print_attempt(record: AttemptRecord) -> None:
                             title=f"raw completion · finish_reason={finish}", expand=False))
     if data["response"] is not None:
         console.print(Panel(Syntax(_dump(data["response"]), "json", word_wrap=True), title="raw response"))
+    if record.reasoning:
+        console.print(Panel(Text(redact_text(record.reasoning)), title="reasoning (not parsed)", style="dim"))
     for note in data["notes"]:
         console.print(Text.assemble(("note: ", "dim"), note))
     if record.errors:

@@ -28,6 +28,7 @@ try:  # the HTTP library under openai; its read errors mid-stream reach us unwra
 except ImportError:  # pragma: no cover - older openai releases use httpx
     import httpx as _http  # type: ignore[no-redef]
 
+from schemagen.backends.capability import capability_feature
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import (
     APIConnectionError,
@@ -37,6 +38,7 @@ from schemagen.errors import (
     RequestRejectedError,
     ServerError,
     TransportError,
+    UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Endpoint, Request, ToolCall, Usage
 from schemagen.redact import redact_text, register_secret
@@ -82,6 +84,10 @@ def map_openai_error(exc: Exception) -> TransportError:
         status = exc.status_code
         retry_after = parse_retry_after(exc.response.headers)
         body = exc.body
+        feature = capability_feature(status, f"{message} {_body_text(body)}")
+        if feature is not None:  # an answer about what the server can do, not a fault
+            return UnsupportedFeatureError(f"The server refused `{feature}` (HTTP {status}): {message}",
+                                           feature=feature, said=message, status_code=status, body=body)
         if status == 429:
             return RateLimitError(f"Rate limited (HTTP 429): {message}", status_code=status,
                                   retry_after=retry_after, body=body)
@@ -98,6 +104,13 @@ def map_openai_error(exc: Exception) -> TransportError:
         return RequestRejectedError(f"The server rejected the request (HTTP {status}): {message}.{hint}",
                                     status_code=status, body=body)
     return TransportError(f"Transport failure: {message}")
+
+
+def _body_text(body: Any) -> str:
+    try:
+        return redact_text(json.dumps(body, default=str)) if body is not None else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 def rejected_fields(exc: Exception, body: dict[str, Any]) -> list[str]:

@@ -26,8 +26,11 @@ from pydantic import ValidationError
 
 from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
 from schemagen.engine.budget import Budget
-from schemagen.engine.modes import Rendered, RenderInput, get_mode
+from schemagen.engine.modes import AUTO, Rendered, RenderInput, get_mode
+from schemagen.engine.modes.json_object import SCHEMA_EXTENSION
+from schemagen.engine.negotiate import IGNORED, MAX_NEGOTIATION, Learned, Step, step_down
 from schemagen.engine.pricing import estimate_cost, price_for, with_cost
+from schemagen.engine.reasoning import strip_reasoning
 from schemagen.engine.repetition import REPETITION
 from schemagen.errors import (
     AttemptError,
@@ -35,8 +38,11 @@ from schemagen.errors import (
     ConfigurationError,
     ContextOverflowError,
     ExtractionError,
+    ModeUnsupportedError,
     RefusalError,
+    TransportError,
     TruncatedError,
+    UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.parse.recover import NoToolCall, error_fields, format_errors
@@ -70,7 +76,7 @@ class Settings:
     """Everything that shapes one extraction, backend aside."""
 
     model: str
-    mode: str = "tools"
+    mode: str = "tools"  # or "auto" (Client's default): walks schemagen.engine.negotiate.LADDER
     system: str | None = None
     examples: tuple[Example, ...] = ()
     reasks: int = 2
@@ -122,18 +128,35 @@ class ExtractionRun(Generic[T]):
         *,
         supports_strict: bool = False,
         counter: Counter | None = None,
+        learned: Learned | None = None,
     ) -> None:
+        """``learned``: what an earlier run found out about this endpoint (``mode="auto"`` starts
+        at its mode; a refused strict or max_tokens is avoided from the first request)."""
         strict = settings.strict
         if strict == "auto" and not supports_strict:
             strict = False
+        self.relax: set[str] = set(learned.relax) if learned else set()
+        if "strict" in self.relax:
+            strict = False
+        self.target = target
         self.spec: ToolSpec = build_tool(target, strict)
         self.settings = settings
-        self.mode = get_mode(settings.mode)
+        self.auto = settings.mode == AUTO
+        self.mode = get_mode(learned.mode if self.auto and learned else settings.mode)
+        self.completion_key = bool(learned and learned.completion_key)
+        self.steps: list[Step] = []
+        self.negotiated = 0  # requests spent finding what the server can do (not reasks)
+        self._learned_steps = learned.steps if learned else ()
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
         self.counter = counter or counter_for(settings.model)
-        self.trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report])
+        self.trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report],
+                           mode=self.mode.name)
+        if self.auto and learned is not None and learned.changed:
+            why = "; ".join(learned.steps) or "learned earlier"
+            self.trace.notes.append(f"auto: starting at mode {self.mode.name!r}, learned earlier for this "
+                                    f"endpoint and model ({why})")
         self.usage = Usage()
         self.done = False
         self.debug = debug_enabled(settings.debug)
@@ -218,6 +241,7 @@ class ExtractionRun(Generic[T]):
             template=self.settings.template,
             constrain=self.settings.constrain,
             parallel_tool_calls=self.settings.parallel_tool_calls,
+            relax=frozenset(self.relax),
         ))
 
     def next_request(self) -> Request:
@@ -227,6 +251,8 @@ class ExtractionRun(Generic[T]):
         params = dict(self.settings.params)
         if self.settings.max_tokens is not None:
             params["max_tokens"] = self.settings.max_tokens
+        if self.completion_key and "max_tokens" in params:  # the server wants the newer name
+            params["max_completion_tokens"] = params.pop("max_tokens")
         if params.get("stream") and "stream_options" not in params:
             params["stream_options"] = {"include_usage": True}
         caller = params.get("max_tokens", params.get("max_completion_tokens"))
@@ -235,7 +261,8 @@ class ExtractionRun(Generic[T]):
         notes: list[str] = []
         messages, rendered, self.bound = self._fit(params, rule, window, notes)
         if self.bound is not None:
-            key = "max_completion_tokens" if is_reasoning_model(self.settings.model) else "max_tokens"
+            reasoning = is_reasoning_model(self.settings.model) or self.completion_key
+            key = "max_completion_tokens" if reasoning else "max_tokens"
             rendered = self._render(messages, {**params, key: self.bound.max_tokens})
         for note in rendered.notes:
             if note not in self.trace.notes:
@@ -243,7 +270,7 @@ class ExtractionRun(Generic[T]):
         request = rendered.request
         self.preflight(request)
         self._check_budgets(request)
-        record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request,
+        record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request, mode=self.mode.name,
                                prompt=rendered.prompt, notes=notes,
                                bound=self.bound.explain() if self.bound else None)
         self.trace.attempts.append(record)
@@ -330,12 +357,77 @@ class ExtractionRun(Generic[T]):
         self.current.retries.append(TransportRetry(redact_text(str(exc)), wait_s))
 
     def transport_failed(self, exc: AttemptError) -> AttemptError:
-        """Mark the attempt as failed by transport; returns the error with usage and trace."""
+        """Mark the attempt as failed by transport; returns the error with usage and trace. A
+        refused feature the run could not work around becomes :class:`ModeUnsupportedError`."""
         if self.trace.attempts:
-            self.current.outcome = "transport"
-            self.current.errors = redact_text(str(exc))
+            if self.current.outcome == "pending":
+                self.current.outcome = "transport"
+                self.current.errors = redact_text(str(exc))
             self.current.elapsed_s = time.perf_counter() - self._started
+        if isinstance(exc, UnsupportedFeatureError) and not isinstance(exc, ModeUnsupportedError):
+            mode = self.mode.name
+            shown = f"auto (last tried {mode})" if self.auto else mode
+            converted = ModeUnsupportedError(shown, exc.feature, exc.said, status_code=exc.status_code,
+                                             body=exc.body, suggestion=step_down(mode, exc.feature))
+            converted.__cause__ = exc.__cause__
+            exc = converted
         return self._attach(exc)
+
+    def rejected(self, exc: TransportError) -> bool:
+        """The server refused a feature of the current request: adapt (step down the ladder
+        in auto, drop strict, rename max_tokens) and return True, so the driver asks for the
+        next request; False when nothing is left to try (then raise ``transport_failed(exc)``)."""
+        if not isinstance(exc, UnsupportedFeatureError) or not self.trace.attempts:
+            return False
+        if self.negotiated >= MAX_NEGOTIATION:
+            return False
+        record = self.current
+        record.outcome = "rejected"
+        record.errors = exc.said
+        record.elapsed_s = time.perf_counter() - self._started
+        change = self._adapt(exc.feature, exc.said, record.request)
+        if change is None:
+            return False
+        record.notes.append(change)
+        self.negotiated += 1
+        if self.debug:
+            print_attempt(record)
+        return True
+
+    def _adapt(self, feature: str, said: str, request: Request) -> str | None:
+        body = request.body
+        if feature == "max_tokens" and not self.completion_key and "max_tokens" in body:
+            self.completion_key = True
+            return "the server wants max_completion_tokens instead of max_tokens: resent with it"
+        if feature == "strict" and self.spec.strict:
+            self.relax.add("strict")
+            self.spec = build_tool(self.target, False)
+            self.trace.tool = self.spec.tool
+            return f"the server refused the strict schema: retried once non-strict (it said: {said})"
+        fmt = body.get("response_format")
+        if (feature in ("response_format", "strict") and isinstance(fmt, dict) and "schema" in fmt
+                and fmt.get("type") == "json_object" and SCHEMA_EXTENSION not in self.relax):
+            self.relax.add(SCHEMA_EXTENSION)
+            return "the server refused a schema beside json_object: resent as plain json_object"
+        if not self.auto:
+            return None
+        nxt = step_down(self.mode.name, feature)
+        return None if nxt is None else self._step(nxt, feature, said)
+
+    def _step(self, to_mode: str, refused: str, said: str) -> str:
+        step = Step(self.mode.name, to_mode, refused, said)
+        self.steps.append(step)
+        self.trace.steps.append(step.to_dict())
+        self.mode = get_mode(to_mode)
+        self.trace.mode = to_mode
+        self._reask = None  # the new mode starts from the original conversation
+        return f"auto: stepped down {step}"
+
+    def learned(self) -> Learned:
+        """What this run found out about the endpoint, for the next run against it."""
+        mode = self.mode.name if self.auto else "tools"
+        return Learned(mode=mode, relax=tuple(sorted(self.relax)), completion_key=self.completion_key,
+                       steps=self._learned_steps + tuple(str(s) for s in self.steps))
 
     def receive(self, completion: Completion) -> None:
         """Take the completion of the current attempt: finish, schedule a reask, or raise."""
@@ -348,6 +440,11 @@ class ExtractionRun(Generic[T]):
         record.notes += completion.notes
         self.usage = self.usage + usage
         over = self._charge_budgets(usage)
+        # Reasoning is kept for the trace and never parsed, in every mode.
+        completion, record.reasoning = strip_reasoning(completion)
+        if record.reasoning:
+            record.notes.append(f"reasoning: {len(record.reasoning)} characters, kept in the trace "
+                                "and left out of the parse")
         try:
             self._judge(record, completion)
             if over is not None and not self.done:  # a reask would spend past the budget
@@ -407,6 +504,8 @@ class ExtractionRun(Generic[T]):
             if cut:
                 self._truncated(record, completion, cut)
                 return
+            if self._ignored(record, completion, exc):
+                return
             record.outcome = "no_call"
             self._fail(record, _Failure(completion.text or "{}", f"- no `{self.spec.name}` tool call was "
                                         f"made ({exc}). You must call `{self.spec.name}`."))
@@ -426,6 +525,25 @@ class ExtractionRun(Generic[T]):
         record.outcome = "ok"
         self.done = True
 
+    def _ignored(self, record: AttemptRecord, completion: Completion, exc: NoToolCall) -> bool:
+        """In auto: no tool call (or no JSON) came back, so the server ignored the constraint;
+        step down instead of reasking in a mode that doesn't hold."""
+        if not self.auto or completion.tool_calls or self.negotiated >= MAX_NEGOTIATION:
+            return False
+        nxt = step_down(self.mode.name, IGNORED)
+        if nxt is None:
+            return False
+        text = " ".join(completion.text.split())
+        said = f"{exc}; content: {text[:160]!r}" if text else str(exc)
+        record.outcome = IGNORED
+        record.errors = said
+        record.notes.append(self._step(nxt, IGNORED, said))
+        self.negotiated += 1
+        return True
+
+    def _reasks_used(self) -> int:
+        return len(self.trace.attempts) - self.negotiated
+
     def _truncated(self, record: AttemptRecord, completion: Completion, reason: str) -> None:
         """Reask once with more room if the caller allows it, else raise TruncatedError."""
         record.outcome = "truncated"
@@ -437,7 +555,7 @@ class ExtractionRun(Generic[T]):
         else:
             record.errors = f"finish_reason={completion.finish_reason} at max_tokens={max_tokens}"
         if (self.settings.on_truncation == "reask" and not self._truncation_reasked
-                and len(self.trace.attempts) <= self.settings.reasks):
+                and self._reasks_used() <= self.settings.reasks):
             self._truncation_reasked = True
             self._bound_raised = reason == "length"
             what = "repeated itself" if reason == REPETITION else f"reached max_tokens={max_tokens}"
@@ -456,7 +574,7 @@ class ExtractionRun(Generic[T]):
 
     def _fail(self, record: AttemptRecord, failure: _Failure) -> None:
         record.errors = failure.errors
-        if len(self.trace.attempts) > self.settings.reasks:
+        if self._reasks_used() > self.settings.reasks:
             self.done = True
             raise self._attach(self._exhausted())
         self._reask = failure

@@ -21,6 +21,7 @@ class RenderInput:
     template: Any = None  # a ChatTemplate, for modes that render the prompt themselves
     constrain: bool = False  # ask the backend to enforce the output schema itself
     parallel_tool_calls: bool = True
+    relax: frozenset[str] = frozenset()  # optional parts the server refused (json_object's schema)
 
 
 @dataclass(frozen=True)

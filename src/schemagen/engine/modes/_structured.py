@@ -1,0 +1,72 @@
+"""What the modes without a forced tool share: the schema in the prompt, and a tolerant read
+of JSON content. Pure.
+
+Earlier tool-call turns (examples, a reask) are written as plain text, since these requests
+carry no ``tools`` for them to refer to; the default "call the tool" instruction becomes
+"reply with JSON".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from schemagen.engine.modes.raw import has_tool_turns, lower_tool_turns
+from schemagen.exchange import Completion
+from schemagen.parse.jsonfix import NotJSON, loads_lenient
+from schemagen.parse.recover import NoToolCall, Recovered, recover_arguments, recover_from_text
+from schemagen.render.messages import DEFAULT_SYSTEM
+from schemagen.schema import ToolSpec
+
+JSON_SYSTEM = (
+    "You extract structured data from the user's text. Reply with only a JSON object for `{tool}`, "
+    "with values taken from the text. Do not invent values that are not in the text."
+)
+
+
+def schema_block(spec: ToolSpec) -> str:
+    return (f"The JSON object is `{spec.name}` ({spec.description.strip()}) and must match this JSON "
+            f"schema:\n{json.dumps(spec.parameters, ensure_ascii=False)}\nReply with the JSON object only.")
+
+
+def json_messages(spec: ToolSpec, messages: Sequence[Mapping[str, Any]], *, schema: bool = True
+                  ) -> list[dict[str, Any]]:
+    """The conversation for a JSON answer: tool turns as text, the schema in the system message."""
+    if has_tool_turns(messages):
+        out = lower_tool_turns(messages, envelope=False)
+    else:
+        out = [dict(m) for m in messages]
+    default = DEFAULT_SYSTEM.replace("{tool}", spec.name)
+    block = schema_block(spec) if schema else ""
+    if out and out[0].get("role") in ("system", "developer"):
+        system = out[0].get("content") or ""
+        if system == default:
+            system = JSON_SYSTEM.replace("{tool}", spec.name)
+        out[0] = {**out[0], "content": f"{system}\n\n{block}".strip()}
+    elif block:
+        out.insert(0, {"role": "system", "content": block})
+    return out
+
+
+def recover_json(spec: ToolSpec, completion: Completion, *, source: str) -> Recovered:
+    """Arguments from content that should be JSON: decoded leniently, else found in prose.
+    A tool call, if the server made one anyway, is read too."""
+    if completion.tool_calls:
+        return recover_arguments(spec, completion)
+    text = completion.text
+    if not text.strip():
+        raise NoToolCall("the response is empty")
+    try:
+        decoded = loads_lenient(text)
+    except NotJSON:
+        found = recover_from_text(spec, text)
+        found.notes.insert(0, "the content is not bare JSON; arguments found in the text")
+        return found
+    value = decoded.value
+    # A model that wraps the object as a call ({"name": ..., "arguments": {...}}) is unwrapped.
+    if (isinstance(value, dict) and value.get("name") == spec.name
+            and isinstance(value.get("arguments"), dict)
+            and "name" not in spec.parameters.get("properties", {})):
+        value = value["arguments"]
+    return Recovered(value, source, json.dumps(value, ensure_ascii=False), list(decoded.notes))

@@ -1,0 +1,27 @@
+"""``tool_choice="required"`` with the single tool: for servers that refuse a named choice
+(gpt-oss on vLLM accepts only ``auto``/``required``)."""
+
+from __future__ import annotations
+
+from schemagen.engine.modes.base import Rendered, RenderInput
+from schemagen.exchange import Completion, Request
+from schemagen.parse.recover import Recovered, recover_arguments
+from schemagen.render.messages import render_chat
+from schemagen.schema import ToolSpec
+
+
+class ToolsRequiredMode:
+    name = "tools_required"
+    endpoint = "chat"
+
+    def render(self, inp: RenderInput) -> Rendered:
+        request = render_chat(inp.spec, inp.messages, model=inp.model, params=inp.params,
+                              parallel_tool_calls=inp.parallel_tool_calls)
+        request.body["tool_choice"] = "required"
+        return Rendered(request)
+
+    def recover(self, spec: ToolSpec, completion: Completion, request: Request | None = None) -> Recovered:
+        return recover_arguments(spec, completion)
+
+
+MODE = ToolsRequiredMode()

@@ -19,17 +19,19 @@ FEATURES = ("max_tokens", "thinking", "strict", "response_format", "tool_choice"
 
 _5XX_SAYS_UNSUPPORTED = re.compile(
     r"validation error|literal_error|not supported|unsupported|not implemented|extra_forbidden|"
-    r"is not allowed|does not support|invalid value", re.I)
+    r"is not allowed|does not support|invalid value|only .{0,60}(?:is|are) supported", re.I)
 _NOT_CAPABILITY = re.compile(r"context length|context_length|maximum context|too many tokens|api key|"
                              r"rate limit", re.I)
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "thinking": re.compile(r"\bthinking\b|\breasoning\b", re.I),
     "strict": re.compile(r"\bstrict\b|invalid schema", re.I),
     "response_format": re.compile(r"response_format|json_schema|\bjson_object\b", re.I),
-    "tool_choice": re.compile(r"tool_choice|tool choice|\brequired\b.*\btool|forc\w* tool", re.I),
+    "tool_choice": re.compile(r"tool_choice|tool choice|forc\w* tool", re.I),
     "tools": re.compile(r"\btools\b|\btool use\b|tool call|function call", re.I),
 }
 _TOOLS_TOO = re.compile(r"tool", re.I)
+#: Where a pydantic-style validation error points: ('body', 'response_format', 'type').
+_LOC = re.compile(r"""['"]loc['"]:\s*[(\[]\s*['"]body['"],\s*['"](\w+)['"]""")
 
 
 def needs_max_completion_tokens(status: int | None, text: str) -> bool:
@@ -51,6 +53,9 @@ def capability_feature(status: int | None, text: str) -> str | None:
         return "max_tokens"
     if _NOT_CAPABILITY.search(text):
         return None
+    fields = set(_LOC.findall(text))
+    if fields:  # a validation error says exactly which fields it refused: judge those only
+        text = " ".join(sorted(fields))
     # Thinking only matters here when it conflicts with tools ("Thinking may not be enabled
     # when tool_choice forces tool use").
     if _PATTERNS["thinking"].search(text) and _TOOLS_TOO.search(text):

@@ -25,9 +25,25 @@ JSON_SYSTEM = (
 )
 
 
+def _fields(spec: ToolSpec) -> str:
+    """One line per top-level field: small models copy a bare schema back instead of filling it."""
+    props = spec.parameters.get("properties") or {}
+    required = set(spec.parameters.get("required") or ())
+    lines = []
+    for name, sub in props.items():
+        kind = sub.get("type") if isinstance(sub, dict) else None
+        kind = "/".join(kind) if isinstance(kind, list) else kind or "value"
+        extra = f": {sub['description']}" if isinstance(sub, dict) and sub.get("description") else ""
+        lines.append(f"- {name} ({kind}{', required' if name in required else ''}){extra}")
+    return "\n".join(lines)
+
+
 def schema_block(spec: ToolSpec) -> str:
-    return (f"The JSON object is `{spec.name}` ({spec.description.strip()}) and must match this JSON "
-            f"schema:\n{json.dumps(spec.parameters, ensure_ascii=False)}\nReply with the JSON object only.")
+    fields = _fields(spec)
+    return (f"`{spec.name}`: {spec.description.strip()}\n"
+            + (f"Fields:\n{fields}\n" if fields else "")
+            + f"JSON schema of the object:\n{json.dumps(spec.parameters, ensure_ascii=False)}\n"
+            "Reply with one JSON object holding the values from the text (not the schema), and nothing else.")
 
 
 def json_messages(spec: ToolSpec, messages: Sequence[Mapping[str, Any]], *, schema: bool = True

@@ -38,12 +38,30 @@ def _fields(spec: ToolSpec) -> str:
     return "\n".join(lines)
 
 
+_PLACEHOLDER = {"string": "...", "integer": 0, "number": 0.0, "boolean": False, "array": [], "object": {}}
+
+
+def _flat(spec: ToolSpec) -> bool:
+    """Every field a scalar: the field list says it all, and the schema itself is left out."""
+    params = spec.parameters
+    props = params.get("properties") or {}
+    return bool(props) and "$defs" not in params and all(
+        isinstance(sub, dict) and sub.get("type") in ("string", "integer", "number", "boolean")
+        for sub in props.values())
+
+
+def _shape(spec: ToolSpec) -> str:
+    return json.dumps({k: _PLACEHOLDER[v["type"]] for k, v in spec.parameters["properties"].items()})
+
+
 def schema_block(spec: ToolSpec) -> str:
     fields = _fields(spec)
-    return (f"`{spec.name}`: {spec.description.strip()}\n"
-            + (f"Fields:\n{fields}\n" if fields else "")
-            + f"JSON schema of the object:\n{json.dumps(spec.parameters, ensure_ascii=False)}\n"
-            "Reply with one JSON object holding the values from the text (not the schema), and nothing else.")
+    text = f"`{spec.name}`: {spec.description.strip()}\n" + (f"Fields:\n{fields}\n" if fields else "")
+    if _flat(spec):
+        text += f"Shape of the answer: {_shape(spec)}\n"
+    else:
+        text += f"JSON schema of the object:\n{json.dumps(spec.parameters, ensure_ascii=False)}\n"
+    return text + "Reply with one JSON object holding the values from the text, and nothing else."
 
 
 def json_messages(spec: ToolSpec, messages: Sequence[Mapping[str, Any]], *, schema: bool = True

@@ -119,7 +119,8 @@ def test_ladder_steps() -> None:
     ("the template opened it</think>{\"a\": 1}", "the template opened it", '{"a": 1}'),
     ("<think>cut off while thinking", "cut off while thinking", ""),
     ("◁think▷hmm◁/think▷{}", "hmm", "{}"),
-    ("<|channel|>analysis<|message|>plan<|end|><|start|>assistant<|channel|>final<|message|>{}", "plan", "{}"),
+    ("<|channel|>analysis<|message|>plan<|end|><|start|>assistant<|channel|>final<|message|>{}",
+     "plan", "{}"),
     ('{"a": "no reasoning here"}', "", '{"a": "no reasoning here"}'),
 ])
 def test_split_reasoning(text: str, reasoning: str, rest: str) -> None:
@@ -241,7 +242,8 @@ def test_thinking_refuses_forced_tools() -> None:
 
     def server(c: Call) -> Any:
         if choice(c) != "auto":
-            return status(400, {"type": "error", "error": {"type": "invalid_request_error", "message": words}})
+            error = {"type": "invalid_request_error", "message": words}
+            return status(400, {"type": "error", "error": error})
         return chat(call_message(ADA, reasoning_content="The text says Ada, aged 36."))
 
     with FaultServer() as srv:
@@ -296,7 +298,8 @@ def test_rejects_strict_then_non_strict_once() -> None:
     """DeepSeek / Upstage and other OpenAI-compatible servers without structured outputs: HTTP 400
     "Invalid value: 'true'. The value 'true' isn't supported yet. For now, please use 'false' for
     this setting." (param tools[0].function.strict). Retried once non-strict, recorded."""
-    words = "Invalid value: 'true'. The value 'true' isn't supported yet. For now, please use 'false' for this setting."
+    words = ("Invalid value: 'true'. The value 'true' isn't supported yet. For now, please use 'false' "
+             "for this setting.")
 
     def server(c: Call) -> Any:
         if any((t.get("function") or {}).get("strict") for t in c.body.get("tools") or ()):
@@ -325,7 +328,8 @@ def test_requires_max_completion_tokens() -> None:
 
     def server(c: Call) -> Any:
         if "max_tokens" in c.body:
-            return status(400, openai_error(400, words, param="max_tokens", error_code="unsupported_parameter"))
+            error = openai_error(400, words, param="max_tokens", error_code="unsupported_parameter")
+            return status(400, error)
         return tool_call(ADA)
 
     with FaultServer() as srv:

@@ -18,6 +18,8 @@ known and compares; each gives pass, fail or skip (with the reason) and the evid
 6. ``markup-leak``: no tool-call markup left in ``content`` while ``tool_calls`` is empty.
 7. ``finish-reason``: ``tool_calls``/``stop`` when a call completes, ``length`` when
    ``max_tokens`` cuts it.
+8. ``auto-mode``: a fresh ``mode="auto"`` extraction: the mode it ends in, each step down with
+   the server's words, and the extra requests it cost (see docs/modes.md).
 
 I/O goes through the backend only (``complete``, plus ``server_post``/``server_get`` for the
 routes outside the OpenAI API); the ``judge_*`` functions are pure and take plain data.
@@ -63,6 +65,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("tools-injected", "Tool schema reaches the prompt"),
     ("markup-leak", "No tool-call markup left in content"),
     ("finish-reason", "finish_reason: tool_calls/stop when complete, length when cut"),
+    ("auto-mode", "The output mode mode='auto' picks, and why"),
 )
 TITLES = dict(CHECKS)
 
@@ -109,6 +112,7 @@ class DoctorReport:
     template: str | None
     tokenizer: str | None
     checks: list[CheckResult] = field(default_factory=list)
+    auto_mode: dict[str, Any] | None = None  # what mode="auto" picked: mode, steps, extra_requests
 
     @property
     def ok(self) -> bool:
@@ -121,6 +125,7 @@ class DoctorReport:
             "template": self.template,
             "tokenizer": self.tokenizer,
             "ok": self.ok,
+            "auto_mode": self.auto_mode,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -667,6 +672,37 @@ def judge_finish_reason(
 # --------------------------------------------------------------------------- the doctor
 
 
+def auto_mode_summary(outcome: Any) -> dict[str, Any] | None:
+    """mode, steps and extra requests of an auto extraction (an Extraction or its error)."""
+    trace = getattr(outcome, "trace", None)
+    if trace is None:
+        return None
+    steps = list(trace.steps)
+    extra = sum(1 for a in trace.attempts if a.outcome in ("rejected", "ignored"))
+    return {"mode": trace.mode, "steps": steps, "extra_requests": extra}
+
+
+def judge_auto_mode(outcome: Any) -> CheckResult:
+    """``outcome``: the Extraction of a fresh ``mode="auto"`` run, or the error it raised."""
+    summary = auto_mode_summary(outcome)
+    if summary is None:
+        return CheckResult("auto-mode", "fail", f"auto could not run: {outcome}")
+    steps = summary["steps"]
+    evidence = [f"{s['from']} -> {s['to']}: the server "
+                + ("ignored the constraint" if s["refused"] == "ignored" else f"refused `{s['refused']}`")
+                + f": {_preview(s['said'], 200)}" for s in steps]
+    notes = [n for a in outcome.trace.attempts for n in a.notes if "non-strict" in n or "max_completion" in n]
+    evidence += notes
+    if isinstance(outcome, Exception):
+        return CheckResult("auto-mode", "fail", f"auto ended at `{summary['mode']}` without a value: "
+                           f"{_preview(str(outcome), 200)}", tuple(evidence),
+                           fix="See docs/modes.md; pick a mode by hand with mode=... to see its own error.")
+    how = (f"after {len(steps)} step{'s' * (len(steps) != 1)} down ({summary['extra_requests']} extra "
+           "request, once per process)" if steps else "at the top of the ladder: nothing refused or ignored")
+    return CheckResult("auto-mode", "pass", f"auto picks `{summary['mode']}` {how}",
+                       (*evidence, f"value: {outcome.value!r}"))
+
+
 def server_template(backend: Any) -> ChatTemplate | None:
     """The chat template a llama.cpp server publishes on ``/props``, if it does."""
     get = getattr(backend, "server_get", None)
@@ -1003,6 +1039,20 @@ class Doctor:
         cut = self._chat(self._call_messages(), max_tokens=_CUT_TOKENS)
         return judge_finish_reason(self.spec, self._full(), cut)
 
+    def check_auto_mode(self) -> CheckResult:
+        from schemagen.client import Client
+        from schemagen.mode_cache import ModeMemory
+
+        sg = Client(backend=self.backend, mode="auto", retries=1, transport_retries=0,
+                    max_tokens=self.max_tokens, temperature=0.0)
+        sg.memory = ModeMemory()  # a fresh negotiation, not what this process learned before
+        try:
+            outcome: Any = sg.extract_result(DoctorCity, CALL_PROMPT)
+        except SchemagenError as exc:
+            outcome = exc
+        self._cache["auto"] = auto_mode_summary(outcome)
+        return judge_auto_mode(outcome)
+
     def run(self, only: Sequence[str] | None = None) -> DoctorReport:
         runners: dict[str, Callable[[], CheckResult]] = {
             "forced-tool": self.check_forced_tool,
@@ -1012,6 +1062,7 @@ class Doctor:
             "tools-injected": self.check_tools_injected,
             "markup-leak": self.check_markup_leak,
             "finish-reason": self.check_finish_reason,
+            "auto-mode": self.check_auto_mode,
         }
         report = DoctorReport(
             model=self.backend.model,
@@ -1026,6 +1077,7 @@ class Doctor:
                 report.checks.append(runners[check_id]())
             except (SchemagenError, OSError, ValueError) as exc:
                 report.checks.append(CheckResult(check_id, "fail", f"the check could not run: {exc}"))
+        report.auto_mode = self._cache.get("auto")
         return report
 
 
@@ -1041,9 +1093,11 @@ __all__ = [
     "DoctorCity",
     "DoctorReport",
     "Tokenizer",
+    "auto_mode_summary",
     "backend_tokenizer",
     "gguf_tokenizer",
     "hf_tokenizer",
+    "judge_auto_mode",
     "judge_empty_content",
     "judge_finish_reason",
     "judge_forced_tool",

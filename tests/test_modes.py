@@ -105,6 +105,7 @@ def test_ladder_steps() -> None:
     assert LADDER[0] == "tools"
     assert step_down("tools", "tool_choice") == "tools_required"
     assert step_down("tools_required", "tool_choice") == "tools_auto"
+    assert step_down("tools", "tool_choice", "tool_choice must be 'auto' or 'none'") == "tools_auto"
     assert step_down("tools", "thinking") == "tools_auto"
     assert step_down("tools", "tools") == "json_schema"
     assert step_down("tools", "ignored") == "json_schema"
@@ -164,8 +165,9 @@ def test_every_mode_renders_through_the_registry() -> None:
 
 def test_rejects_named_tool_choice() -> None:
     """vLLM serving gpt-oss (Harmony) refuses a forced tool: HTTP 400 "Only 'auto' or 'none'
-    tool_choice is supported in response API with Harmony". auto steps tools -> tools_required
-    -> tools_auto, once per process: the next extraction starts at tools_auto."""
+    tool_choice is supported in response API with Harmony". The server says only auto works, so
+    auto steps tools -> tools_auto in one request, once per process: the next extraction starts
+    at tools_auto."""
     words = "Only 'auto' or 'none' tool_choice is supported in response API with Harmony"
 
     def server(c: Call) -> Any:
@@ -179,12 +181,12 @@ def test_rejects_named_tool_choice() -> None:
         result = sg.extract_result(Person, "Ada is 36.")
         assert result.value == Person(**ADA)
         assert result.trace.mode == "tools_auto"
-        assert [s["to"] for s in result.trace.steps] == ["tools_required", "tools_auto"]
-        assert all(words in s["said"] for s in result.trace.steps)
-        assert result.attempts == 3 and len(srv.model_requests) == 3
+        assert [s["to"] for s in result.trace.steps] == ["tools_auto"]
+        assert words in result.trace.steps[0]["said"]
+        assert result.attempts == 2 and len(srv.model_requests) == 2
         again = sg.extract_result(Person, "Ada is 36.")
         assert again.value == Person(**ADA)
-        assert len(srv.model_requests) == 4  # no renegotiation
+        assert len(srv.model_requests) == 3  # no renegotiation
         assert srv.model_requests[-1].body["tool_choice"] == "auto"
 
 
@@ -372,12 +374,12 @@ def test_disk_cache_spares_the_negotiation(tmp_path: Path) -> None:
     with FaultServer() as srv:
         srv.default = respond(server)
         client(srv, mode_cache=cache).extract(Person, "Ada is 36.")
-        assert len(srv.model_requests) == 3
+        assert len(srv.model_requests) == 2
         stored = json.loads(cache.read_text())
         assert stored[endpoint_key(srv.base_url, "m")]["mode"] == "tools_auto"
         MEMORY.forget()  # as if a new process
         result = client(srv, mode_cache=cache).extract_result(Person, "Ada is 36.")
-        assert result.attempts == 1 and len(srv.model_requests) == 4
+        assert result.attempts == 1 and len(srv.model_requests) == 3
         assert any("learned earlier" in n for n in result.trace.notes)
 
 
@@ -390,10 +392,10 @@ def test_memory_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_debug_output_shows_the_step_down(capsys: pytest.CaptureFixture[str]) -> None:
-    words = "Only 'auto' or 'none' tool_choice is supported"
+    words = "Currently tool_choice must be a named tool or 'required'"
 
     def server(c: Call) -> Any:
-        return tool_call(ADA) if choice(c) == "auto" else status(400, openai_error(400, words))
+        return tool_call(ADA) if choice(c) == "required" else status(400, openai_error(400, words))
 
     with FaultServer() as srv:
         srv.default = respond(server)

@@ -12,7 +12,8 @@ call; content that is not JSON). Which rung comes next depends on what was refus
 ==================  ===================================================================
 refused             next mode
 ==================  ===================================================================
-``tool_choice``     the next rung (named -> ``required`` -> ``auto`` -> ``json_schema``)
+``tool_choice``     the next rung (named -> ``required`` -> ``auto`` -> ``json_schema``);
+                    ``auto`` at once when the server says only ``auto`` is allowed
 ``tools``           ``json_schema`` (no tool calling at all)
 thinking            ``tools_auto`` (keeps the reasoning), from there ``json_schema``
 ``response_format`` ``json_schema`` -> ``json_object`` -> ``prompt``
@@ -26,6 +27,7 @@ a refused ``max_tokens`` is resent as ``max_completion_tokens``; a refused ``sch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +36,14 @@ TOOL_MODES = ("tools", "tools_required", "tools_auto")
 IGNORED = "ignored"
 #: Requests one extraction may spend on negotiation before giving up on it.
 MAX_NEGOTIATION = len(LADDER) + 3
+_ONLY_AUTO = re.compile(r"only\W+auto|must be\W+auto", re.I)
 
 
-def step_down(mode: str, refused: str) -> str | None:
-    """The mode to try after ``mode`` when the server refused (or ignored) ``refused``; None: none."""
+def step_down(mode: str, refused: str, said: str = "") -> str | None:
+    """The mode to try after ``mode`` when the server refused (or ignored) ``refused``; None: none.
+    ``said``: the server's words; one that allows only ``auto`` skips ``required``."""
+    if refused == "tool_choice" and mode == "tools" and _ONLY_AUTO.search(said) and "required" not in said:
+        return "tools_auto"
     if mode not in LADDER:
         return None
     at = LADDER.index(mode)

@@ -411,7 +411,7 @@ class ExtractionRun(Generic[T]):
             return "the server refused a schema beside json_object: resent as plain json_object"
         if not self.auto:
             return None
-        nxt = step_down(self.mode.name, feature)
+        nxt = step_down(self.mode.name, feature, said)
         return None if nxt is None else self._step(nxt, feature, said)
 
     def _step(self, to_mode: str, refused: str, said: str) -> str:

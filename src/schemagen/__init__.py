@@ -16,6 +16,7 @@ from schemagen.errors import (
     ContextOverflowError,
     ExtractionError,
     MissingDependencyError,
+    ModeUnsupportedError,
     RateLimitError,
     RefusalError,
     RequestRejectedError,
@@ -26,6 +27,7 @@ from schemagen.errors import (
     TemplateSecurityError,
     TransportError,
     TruncatedError,
+    UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
 from schemagen.render.messages import Example
@@ -56,6 +58,7 @@ __all__ = [
     "Extraction",
     "ExtractionError",
     "MissingDependencyError",
+    "ModeUnsupportedError",
     "RateLimitError",
     "RefusalError",
     "RepetitionGuard",
@@ -74,6 +77,7 @@ __all__ = [
     "Trace",
     "TransportError",
     "TruncatedError",
+    "UnsupportedFeatureError",
     "Usage",
     "__version__",
     "aextract",

@@ -403,3 +403,47 @@ def test_debug_output_shows_the_step_down(capsys: pytest.CaptureFixture[str]) ->
     err = " ".join(capsys.readouterr().err.split())
     assert "stepped down tools -> tools_required" in err
     assert words in err and "sk-test-modes-key-0000" not in err
+
+
+def test_async_twin_negotiates_the_same_way() -> None:
+    """The async driver takes the same step (vLLM Harmony's words, as above)."""
+    import asyncio
+
+    def server(c: Call) -> Any:
+        if choice(c) == "auto":
+            return tool_call(ADA)
+        return status(400, openai_error(400, "Only 'auto' or 'none' tool_choice is supported"))
+
+    with FaultServer() as srv:
+        srv.default = respond(server)
+        result = asyncio.run(client(srv).aextract_result(Person, "Ada is 36."))
+        assert result.value == Person(**ADA) and result.trace.mode == "tools_auto"
+
+
+def test_thinking_mode_words_of_dashscope() -> None:
+    """DashScope (Qwen) in thinking mode: HTTP 400 "<400> InternalError.Algo.InvalidParameter: The
+    tool_choice parameter does not support being set to required or object in thinking mode"."""
+    said = ("<400> InternalError.Algo.InvalidParameter: The tool_choice parameter does not support "
+            "being set to required or object in thinking mode")
+    assert capability_feature(400, said) == "thinking"
+    assert step_down("tools", "thinking", said) == "tools_auto"
+
+
+def test_doctor_reports_the_mode_auto_picks() -> None:
+    from schemagen.backends import create_backend
+    from schemagen.doctor import run_doctor
+
+    def server(c: Call) -> Any:
+        if choice(c) == "auto":
+            return tool_call({"name": "Paris", "country": "France"})
+        return status(400, openai_error(400, "Only 'auto' or 'none' tool_choice is supported"))
+
+    with FaultServer() as srv:
+        srv.default = respond(server)
+        backend = create_backend("openai", model="m", base_url=srv.base_url, api_key="x")
+        report = run_doctor(backend, only=["auto-mode"], tokenizer=lambda text: len(text))
+    (check,) = report.checks
+    assert check.verdict == "pass" and "auto picks `tools_auto`" in check.summary
+    assert "tool_choice is supported" in check.evidence[0]
+    assert report.to_dict()["auto_mode"]["mode"] == "tools_auto"
+    assert report.to_dict()["auto_mode"]["extra_requests"] == 1

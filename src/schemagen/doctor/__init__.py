@@ -694,6 +694,9 @@ def judge_auto_mode(outcome: Any) -> CheckResult:
     notes = [n for a in outcome.trace.attempts for n in a.notes if "non-strict" in n or "max_completion" in n]
     evidence += notes
     if isinstance(outcome, Exception):
+        attempts = outcome.trace.attempts
+        evidence.append(f"{len(attempts)} requests; last outcome: {attempts[-1].outcome}"
+                        if attempts else "no request was sent")
         return CheckResult("auto-mode", "fail", f"auto ended at `{summary['mode']}` without a value: "
                            f"{_preview(str(outcome), 200)}", tuple(evidence),
                            fix="See docs/modes.md; pick a mode by hand with mode=... to see its own error.")

@@ -691,10 +691,11 @@ def judge_auto_mode(outcome: Any) -> CheckResult:
     evidence = [f"{s['from']} -> {s['to']}: the server "
                 + ("ignored the constraint" if s["refused"] == "ignored" else f"refused `{s['refused']}`")
                 + f": {_preview(s['said'], 200)}" for s in steps]
-    notes = [n for a in outcome.trace.attempts for n in a.notes if "non-strict" in n or "max_completion" in n]
+    trace = outcome.trace
+    notes = [n for a in trace.attempts for n in a.notes if "non-strict" in n or "max_completion" in n]
     evidence += notes
     if isinstance(outcome, Exception):
-        attempts = outcome.trace.attempts
+        attempts = trace.attempts
         evidence.append(f"{len(attempts)} requests; last outcome: {attempts[-1].outcome}"
                         if attempts else "no request was sent")
         return CheckResult("auto-mode", "fail", f"auto ended at `{summary['mode']}` without a value: "

@@ -44,7 +44,8 @@ def extract(
     max_tokens: Annotated[Optional[int], typer.Option(help="Output token bound")] = None,  # noqa: UP045
     many: Annotated[bool, typer.Option("--many", help="Extract a list of the model")] = False,
     mode: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="auto (default), tools, tools_required, tools_auto, json_schema, json_object, prompt, raw")] = None,
+        help="auto (default), tools, tools_required, tools_auto, json_schema, json_object, prompt, raw",
+    )] = None,
     template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,

@@ -147,6 +147,7 @@ class ExtractionRun(Generic[T]):
         self.steps: list[Step] = []
         self.negotiated = 0  # requests spent finding what the server can do (not reasks)
         self._learned_steps = learned.steps if learned else ()
+        self._learned_mode = learned.mode if learned else "tools"
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
@@ -425,7 +426,7 @@ class ExtractionRun(Generic[T]):
 
     def learned(self) -> Learned:
         """What this run found out about the endpoint, for the next run against it."""
-        mode = self.mode.name if self.auto else "tools"
+        mode = self.mode.name if self.auto else self._learned_mode  # a hand-picked mode proves nothing
         return Learned(mode=mode, relax=tuple(sorted(self.relax)), completion_key=self.completion_key,
                        steps=self._learned_steps + tuple(str(s) for s in self.steps))
 

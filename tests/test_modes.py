@@ -447,3 +447,26 @@ def test_doctor_reports_the_mode_auto_picks() -> None:
     assert "tool_choice is supported" in check.evidence[0]
     assert report.to_dict()["auto_mode"]["mode"] == "tools_auto"
     assert report.to_dict()["auto_mode"]["extra_requests"] == 1
+
+
+def test_cut_while_reasoning_gets_room_once() -> None:
+    """An unknown reasoning model (Qwen3 behind llama.cpp, no reasoning parser) spends the derived
+    max_tokens thinking: finish_reason "length" inside "<think>". Resent once with room to reason
+    (not a reask, not a TruncatedError), and remembered for the endpoint."""
+    def server(c: Call) -> Any:
+        if c.body["max_tokens"] < 1000:
+            return content("<think>Let me think about the name. The text says Ada and",
+                           finish_reason="length")
+        return tool_call(ADA)
+
+    with FaultServer() as srv:
+        srv.default = respond(server)
+        sg = client(srv, retries=0)
+        result = sg.extract_result(Person, "Ada is 36.")
+        assert result.value == Person(**ADA) and result.attempts == 2
+        first, second = (r.body["max_tokens"] for r in srv.model_requests)
+        assert second >= first + 8000
+        assert result.trace.attempts[0].reasoning.startswith("Let me think")
+        assert sg.learned() is not None and sg.learned().reasoning
+        sg.extract(Person, "Ada is 36.")
+        assert srv.model_requests[-1].body["max_tokens"] == second  # no second cut

@@ -86,14 +86,15 @@ class Learned:
     relax: tuple[str, ...] = ()  # "strict", "schema_extension": parts left out
     completion_key: bool = False  # send max_completion_tokens instead of max_tokens
     steps: tuple[str, ...] = field(default=())  # why, one line per step, for doctor and debug
+    reasoning: bool = False  # the model reasons before answering: derived bounds leave room for it
 
     @property
     def changed(self) -> bool:
-        return self.mode != LADDER[0] or bool(self.relax) or self.completion_key
+        return self.mode != LADDER[0] or bool(self.relax) or self.completion_key or self.reasoning
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "relax": list(self.relax), "completion_key": self.completion_key,
-                "steps": list(self.steps)}
+                "steps": list(self.steps), "reasoning": self.reasoning}
 
     @classmethod
     def from_dict(cls, data: Any) -> Learned | None:
@@ -101,7 +102,8 @@ class Learned:
             return None
         return cls(mode=data["mode"], relax=tuple(str(r) for r in data.get("relax") or ()),
                    completion_key=bool(data.get("completion_key")),
-                   steps=tuple(str(s) for s in data.get("steps") or ()))
+                   steps=tuple(str(s) for s in data.get("steps") or ()),
+                   reasoning=bool(data.get("reasoning")))
 
 
 __all__ = ["IGNORED", "LADDER", "MAX_NEGOTIATION", "TOOL_MODES", "Learned", "Step", "step_down"]

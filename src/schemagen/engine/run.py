@@ -148,6 +148,8 @@ class ExtractionRun(Generic[T]):
         self.negotiated = 0  # requests spent finding what the server can do (not reasks)
         self._learned_steps = learned.steps if learned else ()
         self._learned_mode = learned.mode if learned else "tools"
+        # A model that reasons before answering needs room for it in the derived bound.
+        self.reasoning = is_reasoning_model(settings.model) or bool(learned and learned.reasoning)
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
@@ -262,8 +264,8 @@ class ExtractionRun(Generic[T]):
         notes: list[str] = []
         messages, rendered, self.bound = self._fit(params, rule, window, notes)
         if self.bound is not None:
-            reasoning = is_reasoning_model(self.settings.model) or self.completion_key
-            key = "max_completion_tokens" if reasoning else "max_tokens"
+            newer = is_reasoning_model(self.settings.model) or self.completion_key
+            key = "max_completion_tokens" if newer else "max_tokens"
             rendered = self._render(messages, {**params, key: self.bound.max_tokens})
         for note in rendered.notes:
             if note not in self.trace.notes:
@@ -295,7 +297,7 @@ class ExtractionRun(Generic[T]):
             bound = None
             if rule is not None:
                 bound = output_bound(self.spec.parameters, self.input_tokens, context_left=room, rule=rule,
-                                     count=self.counter, reasoning=is_reasoning_model(self.settings.model))
+                                     count=self.counter, reasoning=self.reasoning)
             best = (messages, rendered, bound, level)
             if room is None:
                 break
@@ -428,7 +430,8 @@ class ExtractionRun(Generic[T]):
         """What this run found out about the endpoint, for the next run against it."""
         mode = self.mode.name if self.auto else self._learned_mode  # a hand-picked mode proves nothing
         return Learned(mode=mode, relax=tuple(sorted(self.relax)), completion_key=self.completion_key,
-                       steps=self._learned_steps + tuple(str(s) for s in self.steps))
+                       steps=self._learned_steps + tuple(str(s) for s in self.steps),
+                       reasoning=self.reasoning)
 
     def receive(self, completion: Completion) -> None:
         """Take the completion of the current attempt: finish, schedule a reask, or raise."""
@@ -549,6 +552,16 @@ class ExtractionRun(Generic[T]):
         """Reask once with more room if the caller allows it, else raise TruncatedError."""
         record.outcome = "truncated"
         max_tokens = record.request.max_tokens
+        if (reason == "length" and record.reasoning and not self.reasoning and self.bound is not None
+                and max_tokens == self.bound.max_tokens and self.negotiated < MAX_NEGOTIATION):
+            # Cut while reasoning, under a bound derived for a model that answers at once: a
+            # fact about the model, not a failed attempt. Resent once with room to reason.
+            self.reasoning = True
+            self.negotiated += 1
+            record.errors = f"cut at the derived max_tokens={max_tokens} while reasoning"
+            record.notes.append("the model reasons before answering: resent with room for its reasoning "
+                                "(BoundRule.reasoning_extra), and remembered for this endpoint")
+            return
         partial = record.output or completion.text
         loop = str(completion.raw.get("repetition") or "")
         if reason == REPETITION:

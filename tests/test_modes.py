@@ -470,3 +470,19 @@ def test_cut_while_reasoning_gets_room_once() -> None:
         assert sg.learned() is not None and sg.learned().reasoning
         sg.extract(Person, "Ada is 36.")
         assert srv.model_requests[-1].body["max_tokens"] == second  # no second cut
+
+
+def test_streamed_reasoning_content_is_kept() -> None:
+    """vLLM and DeepSeek stream the reasoning as ``delta.reasoning_content`` before the call."""
+    from schemagen.backends.openai_chat import StreamAccumulator, completion_from_json
+    from schemagen.engine.reasoning import strip_reasoning
+    from schemagen.exchange import Request
+
+    acc = StreamAccumulator("chat", None)
+    for delta in ({"reasoning_content": "Ada is "}, {"reasoning_content": "36."},
+                  {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "Person",
+                                                                        "arguments": json.dumps(ADA)}}]}):
+        acc.add({"choices": [{"index": 0, "delta": delta}]})
+    acc.usage = {"prompt_tokens": 1, "completion_tokens": 1}
+    completion = completion_from_json(acc.response(Request("chat", {}), "m"), "chat")
+    assert strip_reasoning(completion)[1] == "Ada is 36."

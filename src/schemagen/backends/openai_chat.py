@@ -177,6 +177,7 @@ class StreamAccumulator:
         self._guards: dict[object, RepetitionGuard] = {}
         self.content = ""
         self.refusal = ""
+        self.reasoning: dict[str, str] = {}  # reasoning_content / reasoning deltas, kept for the trace
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: Any = None
@@ -216,6 +217,9 @@ class StreamAccumulator:
             delta = choice.get("delta") or {}
             text = delta.get("content") or ""
             self.refusal += delta.get("refusal") or ""
+            for name in ("reasoning_content", "reasoning"):
+                if isinstance(delta.get(name), str):
+                    self.reasoning[name] = self.reasoning.get(name, "") + delta[name]
             fired |= self._take_text(text)
             for tc in delta.get("tool_calls") or ():
                 index = int(tc.get("index", 0))
@@ -248,6 +252,7 @@ class StreamAccumulator:
             message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
             if self.refusal:
                 message["refusal"] = self.refusal
+            message.update(self.reasoning)
             if self.calls:
                 message["tool_calls"] = [
                     {"id": c["id"], "type": "function",

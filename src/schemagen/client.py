@@ -155,39 +155,38 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
-        try:
-            while not run.done:
-                request = run.next_request()
-                try:
-                    completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-                except TransportError as exc:
-                    if run.rejected(exc):  # a capability answer: the run adapted, send again
-                        continue
-                    raise run.transport_failed(exc) from exc.__cause__
-                run.receive(completion)
-        finally:
+        while not run.done:
+            request = run.next_request()
+            try:
+                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
+            except TransportError as exc:
+                if run.rejected(exc):  # a capability answer: the run adapted, send again
+                    self._remember(run)
+                    continue
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
             self._remember(run)
         return run.result()
 
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Async twin of :meth:`drive`."""
-        try:
-            while not run.done:
-                request = run.next_request()
-                try:
-                    send = partial(self.backend.acomplete, request)
-                    completion = await self.policy.acall(send, run.record_retry)
-                except TransportError as exc:
-                    if run.rejected(exc):
-                        continue
-                    raise run.transport_failed(exc) from exc.__cause__
-                run.receive(completion)
-        finally:
+        while not run.done:
+            request = run.next_request()
+            try:
+                send = partial(self.backend.acomplete, request)
+                completion = await self.policy.acall(send, run.record_retry)
+            except TransportError as exc:
+                if run.rejected(exc):
+                    self._remember(run)
+                    continue
+                raise run.transport_failed(exc) from exc.__cause__
+            run.receive(completion)
             self._remember(run)
         return run.result()
 
     def _remember(self, run: ExtractionRun[Any]) -> None:
-        """Keep what the run learned about the endpoint, so the next run starts there."""
+        """Keep what the run learned about the endpoint, so the next run starts there (every
+        adaptation is followed by a normal return, so a run that fails later is still counted)."""
         if run.negotiated or run.relax or run.completion_key:
             self.memory.put(self.endpoint_key, run.learned(), self.mode_cache)
 

@@ -44,7 +44,7 @@ def step_down(mode: str, refused: str, said: str = "") -> str | None:
     ``said``: the server's words; one that allows only ``auto`` skips ``required``."""
     if refused == "tool_choice" and mode == "tools" and _ONLY_AUTO.search(said) and "required" not in said:
         return "tools_auto"
-    if mode not in LADDER:
+    if mode not in LADDER or refused in ("strict", "max_tokens"):  # fixed in place, not by a mode
         return None
     at = LADDER.index(mode)
     after = LADDER[at + 1:]

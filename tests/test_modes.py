@@ -99,6 +99,7 @@ def test_needs_max_completion_tokens() -> None:
     assert needs_max_completion_tokens(400, said)
     assert not needs_max_completion_tokens(429, said)
     assert not needs_max_completion_tokens(400, "max_tokens is too large")
+    assert needs_max_completion_tokens(RequestRejectedError(said, status_code=400))
 
 
 def test_ladder_steps() -> None:

@@ -34,11 +34,15 @@ _TOOLS_TOO = re.compile(r"tool", re.I)
 _LOC = re.compile(r"""['"]loc['"]:\s*[(\[]\s*['"]body['"],\s*['"](\w+)['"]""")
 
 
-def needs_max_completion_tokens(status: int | None, text: str) -> bool:
+def needs_max_completion_tokens(error: BaseException | int | None, text: str = "") -> bool:
     """The server wants ``max_completion_tokens`` instead of ``max_tokens`` (OpenAI's reasoning
     models: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
-    'max_completion_tokens' instead.")."""
-    return status in (400, 422) and "max_completion_tokens" in text and "max_tokens" in text
+    'max_completion_tokens' instead."). ``error``: an HTTP error (``status_code``, its text and
+    ``body``), or the status with ``text``."""
+    if isinstance(error, BaseException):
+        text = f"{error} {getattr(error, 'body', '') or ''} {text}"
+        error = getattr(error, "status_code", None)
+    return error in (400, 422) and "max_completion_tokens" in text and "max_tokens" in text
 
 
 def capability_feature(status: int | None, text: str) -> str | None:

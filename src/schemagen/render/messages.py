@@ -75,7 +75,9 @@ def reask_messages(
         *messages,
         {
             "role": "assistant",
-            "content": None,
+            # "" rather than None: llama-cpp-python's server answers 500 to a null content, and its
+            # template reads message.content, so the key can't be left out either.
+            "content": "",
             "tool_calls": [{
                 "id": REASK_CALL_ID,
                 "type": "function",

@@ -14,6 +14,7 @@ from schemagen.errors import (
     BudgetExceeded,
     ConfigurationError,
     ContextOverflowError,
+    EmptyTextError,
     ExtractionError,
     MissingDependencyError,
     RateLimitError,
@@ -30,6 +31,7 @@ from schemagen.errors import (
 from schemagen.exchange import Completion, Request, ToolCall, Usage
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
+from schemagen.enforcement import KeywordEnforcement
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
 from schemagen.trace import AttemptRecord, Trace
@@ -52,9 +54,11 @@ __all__ = [
     "ContextOverflowError",
     "Doctor",
     "DoctorReport",
+    "EmptyTextError",
     "Example",
     "Extraction",
     "ExtractionError",
+    "KeywordEnforcement",
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
+import typing_extensions
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from schemagen.enforcement import KeywordEnforcement, enforcement_report
@@ -407,7 +408,7 @@ def strict_schema(schema: dict[str, Any], report: list[SchemaChange] | None = No
 
 def _is_adapter_target(tp: Any) -> bool:
     """Dataclasses and TypedDicts: object schemas that pydantic validates via TypeAdapter."""
-    return inspect.isclass(tp) and (dataclasses.is_dataclass(tp) or typing.is_typeddict(tp))
+    return inspect.isclass(tp) and (dataclasses.is_dataclass(tp) or typing_extensions.is_typeddict(tp))
 
 
 def _adapter_doc(tp: Any) -> str | None:
@@ -484,6 +485,20 @@ def _object_parameters(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     if defs:
         out["$defs"] = defs
     return out, True
+
+
+def list_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a list of ``schema`` (``--many`` for a schema file)."""
+    items = copy.deepcopy(schema)
+    out: dict[str, Any] = {"type": "array", "items": items}
+    if "$id" not in items:
+        _rebase_refs(items, "#/items")
+        if "$defs" in items:
+            out["$defs"] = items.pop("$defs")
+    for key in ("$schema", "title"):
+        if key in items:
+            out[key] = items.pop(key) if key == "$schema" else f"{items[key]}_list"
+    return out
 
 
 @functools.lru_cache(maxsize=256)

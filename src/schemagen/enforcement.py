@@ -1,9 +1,11 @@
 """Where each keyword of a tool's schema is enforced: in the local grammar, on the server
-(strict mode), or only after the fact (validation plus reask). Pure tables and a walk.
+(strict mode), or only after the fact (validation plus reask). Pure tables and walks.
 
 The grammar table is llguidance's, checked case by case against the official JSON Schema
 Test Suite by ``benchmarks/compliance.py``: a keyword is listed only where its compiled
-grammar never accepted an invalid instance there.
+grammar never accepted an invalid instance there. :func:`grammar_schema` gives the local
+backend the schema minus what the grammar can't do (always a loosening), so such a schema
+is still constrained as far as it can be, and validation plus reask does the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, Literal
 
 from schemagen.schema_json import subschemas
 
-__all__ = ["GRAMMAR_KEYWORDS", "KeywordEnforcement", "describe_enforcement", "enforcement_report"]
+__all__ = ["GRAMMAR_KEYWORDS", "KeywordEnforcement", "describe_enforcement", "enforcement_report",
+           "grammar_schema"]
 
 Where = Literal["grammar", "server", "validation"]
 
@@ -22,7 +25,14 @@ Where = Literal["grammar", "server", "validation"]
 GRAMMAR_KEYWORDS = frozenset({
     "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems",
     "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "anyOf", "$ref", "format",
+    "exclusiveMaximum", "anyOf", "allOf", "$ref", "format", "multipleOf", "minProperties", "maxProperties",
+    "patternProperties",
+})
+#: keywords left out of the grammar; dropping any of them only loosens the schema
+GRAMMAR_DROPPED = frozenset({
+    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames", "dependentRequired",
+    "dependentSchemas", "dependencies", "if", "then", "else", "not", "unevaluatedItems",
+    "unevaluatedProperties", "$dynamicRef", "$dynamicAnchor",
 })
 #: keywords jsonschema (and pydantic) check; anything else carries no constraint
 VALIDATION_KEYWORDS = GRAMMAR_KEYWORDS | {
@@ -32,7 +42,8 @@ VALIDATION_KEYWORDS = GRAMMAR_KEYWORDS | {
     "additionalItems",
 }
 #: formats llguidance has a grammar for
-GRAMMAR_FORMATS = frozenset({"date-time", "time", "date", "email", "ipv4", "ipv6", "uuid"})
+GRAMMAR_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6",
+                             "uuid", "uri"})
 #: keywords the server enforces in strict mode, as the strict transform leaves them
 SERVER_KEYWORDS = frozenset({"type", "enum", "const", "properties", "required", "additionalProperties",
                              "items", "anyOf", "$ref"})
@@ -76,12 +87,39 @@ def _in_grammar(keyword: str, value: Any) -> bool:
     return True
 
 
+def grammar_schema(schema: Any) -> Any:
+    """``schema`` for the local grammar: keywords llguidance can't compile are dropped,
+    ``oneOf`` becomes ``anyOf`` (exclusivity is left to validation). Only loosens."""
+    if isinstance(schema, list):
+        return [grammar_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in GRAMMAR_DROPPED or (key in ("format", "pattern") and not _in_grammar(key, value)):
+            continue
+        if key in ("properties", "patternProperties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: grammar_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "anyOf", "allOf", "prefixItems", "additionalItems"):
+            out[key] = grammar_schema(value)
+        elif key == "oneOf":
+            if "anyOf" not in schema:
+                out["anyOf"] = grammar_schema(value)
+        else:
+            out[key] = value  # enum/const values and other data are kept as they are
+    if "unevaluatedProperties" in schema and "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = True  # dropped, not closed: the local backend closes bare objects
+    return out
+
+
 def enforcement_report(source: dict[str, Any], strict: dict[str, Any] | None) -> tuple[KeywordEnforcement, ...]:
     """Every enforceable keyword of ``source`` (the non-strict parameters); ``strict`` is the
     strict form sent to the server, or None when strict mode is off."""
     kept: set[tuple[str, str]] = set()
     if strict is not None:
         kept = {(path, k) for node, path in subschemas(strict) for k in node if k in SERVER_KEYWORDS}
+    # a keyword inside a dropped one (``not``, ``if``, ``contains``...) is not in the grammar
+    outside = {path for _, path in subschemas(grammar_schema(source))}
     out = []
     for node, path in subschemas(source):
         for keyword, value in node.items():
@@ -90,8 +128,13 @@ def enforcement_report(source: dict[str, Any], strict: dict[str, Any] | None) ->
             # inlined or re-nested paths differ; a keyword strict mode keeps is kept everywhere
             server = strict is not None and keyword in SERVER_KEYWORDS and (
                 (path, keyword) in kept or keyword != "$ref")
-            out.append(KeywordEnforcement(path, keyword, _in_grammar(keyword, value), server, True))
+            grammar = _in_grammar(keyword, value) and _grammar_path(path) in outside
+            out.append(KeywordEnforcement(path, keyword, grammar, server, True))
     return tuple(out)
+
+
+def _grammar_path(path: str) -> str:
+    return re.sub(r"\.oneOf\[", ".anyOf[", path)
 
 
 def describe_enforcement(entries: tuple[KeywordEnforcement, ...]) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import typing_extensions
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
-from schemagen.enforcement import KeywordEnforcement, enforcement_report
+from schemagen.enforcement import KeywordEnforcement, enforcement_report, grammar_schema
 from schemagen.errors import SchemaError
 from schemagen.schema_json import json_schema_target
 
@@ -86,6 +86,12 @@ class ToolSpec:
         if self.strict:
             function["strict"] = True
         return {"type": "function", "function": function}
+
+    @functools.cached_property
+    def constraint(self) -> dict[str, Any]:
+        """The schema a local grammar enforces: the parameters minus what it can't (see
+        :mod:`schemagen.enforcement`); validation checks the rest."""
+        return grammar_schema(self.parameters)  # type: ignore[no-any-return]
 
     @property
     def tool_choice(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ GRAMMAR_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "
 #: keywords the server enforces in strict mode, as the strict transform leaves them
 SERVER_KEYWORDS = frozenset({"type", "enum", "const", "properties", "required", "additionalProperties",
                              "items", "anyOf", "$ref"})
+_COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
 _NOT_REGULAR = re.compile(r"\(\?[=!<]|\\[1-9]|\\[pP]\{")  # lookaround, backrefs, unicode classes
 
 
@@ -105,6 +106,8 @@ def grammar_schema(schema: Any) -> Any:
         elif key == "oneOf":
             if "anyOf" not in schema:
                 out["anyOf"] = grammar_schema(value)
+        elif key in _COUNTS and isinstance(value, float) and value.is_integer():
+            out[key] = int(value)  # 2.0 is a valid length in JSON Schema; llguidance wants 2
         else:
             out[key] = value  # enum/const values and other data are kept as they are
     if "unevaluatedProperties" in schema and "properties" in out and "additionalProperties" not in out:

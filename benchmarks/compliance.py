@@ -26,23 +26,36 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import jsonschema  # noqa: E402
-import jsonschema.validators  # noqa: E402
+import jsonschema
+import jsonschema.validators
+from tests.jsonschema_suite import Case, Tally, compact, fidelity, grammar_for, load_cases, totals
 
-from schemagen.errors import SchemagenError  # noqa: E402
-from schemagen.schema import build_tool  # noqa: E402
-from tests.jsonschema_suite import Case, Tally, compact, fidelity, grammar_for, load_cases, totals  # noqa: E402
+from schemagen.errors import SchemagenError
+from schemagen.schema import build_tool
 
-COLUMNS = ("cases", "refused", "correct", "wrongly_accepted", "caught", "returned_invalid", "wrongly_rejected")
+COLUMNS = (
+    "cases",
+    "refused",
+    "correct",
+    "wrongly_accepted",
+    "caught",
+    "returned_invalid",
+    "wrongly_rejected",
+)
 
 
 def _row(name: str, ours: Tally, theirs: Tally | None) -> str:
-    left = (f"{name:24} {ours.cases:5} | {ours.refused:5} {ours.correct:5} {ours.wrongly_accepted:5} "
-            f"{ours.wrongly_accepted_enforced:5} {ours.caught:6} {ours.returned_invalid:5} {ours.wrongly_rejected:5}")
+    left = (
+        f"{name:24} {ours.cases:5} | {ours.refused:5} {ours.correct:5} {ours.wrongly_accepted:5} "
+        f"{ours.wrongly_accepted_enforced:5} {ours.caught:6} {ours.returned_invalid:5} "
+        f"{ours.wrongly_rejected:5}"
+    )
     if theirs is None:
         return left
-    return (left + f" | {theirs.refused:5} {theirs.correct:5} {theirs.returned_invalid:5} "
-            f"{theirs.wrongly_rejected:5}")
+    return (
+        left + f" | {theirs.refused:5} {theirs.correct:5} {theirs.returned_invalid:5} "
+        f"{theirs.wrongly_rejected:5}"
+    )
 
 
 def print_table(table: dict[str, tuple[Tally, Tally | None]]) -> tuple[Tally, Tally]:
@@ -52,8 +65,11 @@ def print_table(table: dict[str, tuple[Tally, Tally | None]]) -> tuple[Tally, Ta
     print("enforces every keyword; caught = WA rejected by validation; RET = invalid value returned;")
     print("WR = valid instance rejected; refused = schema refused up front (typed SchemaError).\n")
     print(f"{'':24} {'':5} | {'schemagen':^42} | {'Outlines':^23}")
-    print(f"{'keyword file':24} {'cases':>5} | {'refus':>5} {'ok':>5} {'WA':>5} {'WA-e':>5} {'caught':>6} {'RET':>5} "
-          f"{'WR':>5} | {'refus':>5} {'ok':>5} {'RET':>5} {'WR':>5}")
+    print(
+        f"{'keyword file':24} {'cases':>5} | {'refus':>5} {'ok':>5} {'WA':>5} {'WA-e':>5} {'caught':>6} "
+        f"{'RET':>5} "
+        f"{'WR':>5} | {'refus':>5} {'ok':>5} {'RET':>5} {'WR':>5}"
+    )
     for name, (ours, theirs) in sorted(table.items()):
         print(_row(name, ours, theirs))
     ours, theirs = totals(table)
@@ -79,18 +95,29 @@ def print_ratios(ours: Tally, theirs: Tally) -> dict[str, Any]:
         "seconds_outlines": theirs.seconds,
     }
     print("\nTotals, side by side (same cases, same run):")
-    print(f"  cases constrained (not refused): schemagen {accepted_ours}/{ours.cases} "
-          f"({figures['coverage_schemagen']:.1%}), Outlines {accepted_theirs}/{theirs.cases} "
-          f"({figures['coverage_outlines']:.1%}): {figures['coverage_ratio']:.2f}x")
-    print(f"  invalid instances that get through: schemagen {ours.returned_invalid}, Outlines "
-          f"{theirs.returned_invalid} (of {accepted_theirs} constrained cases)")
-    print(f"  grammar slips where the enforcement report claims the grammar: {ours.wrongly_accepted_enforced}")
+    print(
+        f"  cases constrained (not refused): schemagen {accepted_ours}/{ours.cases} "
+        f"({figures['coverage_schemagen']:.1%}), Outlines {accepted_theirs}/{theirs.cases} "
+        f"({figures['coverage_outlines']:.1%}): {figures['coverage_ratio']:.2f}x"
+    )
+    print(
+        f"  invalid instances that get through: schemagen {ours.returned_invalid}, Outlines "
+        f"{theirs.returned_invalid} (of {accepted_theirs} constrained cases)"
+    )
+    print(
+        f"  grammar slips where the enforcement report claims the grammar: {ours.wrongly_accepted_enforced}"
+    )
     print(f"  grammar slips caught by validation (+ reask): {ours.caught}")
-    print(f"  valid instances rejected: schemagen {ours.wrongly_rejected} "
-          f"({figures['wrongly_rejected_rate_schemagen']:.1%} of constrained), Outlines {theirs.wrongly_rejected} "
-          f"({figures['wrongly_rejected_rate_outlines']:.1%})")
-    print(f"  time: schemagen {ours.seconds:.1f} s, Outlines {theirs.seconds:.1f} s "
-          f"({rate(int(ours.seconds * 1000), int(theirs.seconds * 1000)):.2f}x)")
+    print(
+        f"  valid instances rejected: schemagen {ours.wrongly_rejected} "
+        f"({figures['wrongly_rejected_rate_schemagen']:.1%} of constrained), "
+        f"Outlines {theirs.wrongly_rejected} "
+        f"({figures['wrongly_rejected_rate_outlines']:.1%})"
+    )
+    print(
+        f"  time: schemagen {ours.seconds:.1f} s, Outlines {theirs.seconds:.1f} s "
+        f"({rate(int(ours.seconds * 1000), int(theirs.seconds * 1000)):.2f}x)"
+    )
     return figures
 
 
@@ -136,7 +163,9 @@ def run_e2e(sample: list[Case], retries: int) -> dict[str, Any]:
             outcomes["INVALID value"] += 1
             invalid.append(f"{case.file}: {case.group} -> {value!r}")
     seconds = time.perf_counter() - start
-    print(f"\nEnd to end, embedded default model, {len(sample)} schemas (retries={retries}), {seconds:.0f} s:")
+    print(
+        f"\nEnd to end, embedded default model, {len(sample)} schemas (retries={retries}), {seconds:.0f} s:"
+    )
     for name, count in outcomes.most_common():
         print(f"  {name}: {count}")
     print(f"  invalid values returned: {outcomes['INVALID value']} (target 0)")
@@ -155,11 +184,13 @@ def plot(table: dict[str, tuple[Tally, Tally | None]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = sorted(table)
-    parts = [("correct", "#2a9d8f", lambda t: t.correct),
-             ("grammar slip, caught by validation", "#e9c46a", lambda t: t.caught),
-             ("invalid value returned", "#d62828", lambda t: t.returned_invalid),
-             ("valid rejected", "#8d99ae", lambda t: t.wrongly_rejected),
-             ("refused up front", "#d9d9d9", lambda t: t.refused)]
+    parts = [
+        ("correct", "#2a9d8f", lambda t: t.correct),
+        ("grammar slip, caught by validation", "#e9c46a", lambda t: t.caught),
+        ("invalid value returned", "#d62828", lambda t: t.returned_invalid),
+        ("valid rejected", "#8d99ae", lambda t: t.wrongly_rejected),
+        ("refused up front", "#d9d9d9", lambda t: t.refused),
+    ]
     fig, ax = plt.subplots(figsize=(9, 12))
     height = 0.38
     for offset, who in ((-height / 2, 0), (height / 2, 1)):
@@ -170,12 +201,22 @@ def plot(table: dict[str, tuple[Tally, Tally | None]], path: str) -> None:
                 tally = table[name][who]
                 widths.append(get(tally) / tally.cases if tally is not None and tally.cases else 0.0)
             ys = [i + offset for i in range(len(names))]
-            ax.barh(ys, widths, height=height * 0.95, left=left, color=color,
-                    label=label if who == 0 else None, edgecolor="white" if who == 0 else "black", linewidth=0.3)
+            ax.barh(
+                ys,
+                widths,
+                height=height * 0.95,
+                left=left,
+                color=color,
+                label=label if who == 0 else None,
+                edgecolor="white" if who == 0 else "black",
+                linewidth=0.3,
+            )
             left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_yticks(range(len(names)))
-    ax.set_yticklabels([f"{n}  (upper: schemagen, lower: Outlines)" if i == 0 else n for i, n in enumerate(names)],
-                       fontsize=7)
+    ax.set_yticklabels(
+        [f"{n}  (upper: schemagen, lower: Outlines)" if i == 0 else n for i, n in enumerate(names)],
+        fontsize=7,
+    )
     ax.invert_yaxis()
     ax.set_xlabel("share of the keyword file's test cases")
     ax.set_title("JSON Schema Test Suite draft2020-12: schemagen (upper bar) vs Outlines default (lower bar)")
@@ -186,7 +227,9 @@ def plot(table: dict[str, tuple[Tally, Tally | None]], path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--e2e", type=int, default=30, help="schemas to extract end to end (0: skip)")
     parser.add_argument("--retries", type=int, default=2)
     parser.add_argument("--plot", help="write the chart (PNG) here")
@@ -201,10 +244,17 @@ def main() -> None:
     if args.plot:
         plot(table, args.plot)
     if args.json:
-        data = {"per_file": {n: {"schemagen": {c: getattr(a, c) for c in COLUMNS},
-                                 "outlines": {c: getattr(b, c) for c in COLUMNS} if b else None}
-                             for n, (a, b) in table.items()},
-                "totals": figures, "e2e": e2e}
+        data = {
+            "per_file": {
+                n: {
+                    "schemagen": {c: getattr(a, c) for c in COLUMNS},
+                    "outlines": {c: getattr(b, c) for c in COLUMNS} if b else None,
+                }
+                for n, (a, b) in table.items()
+            },
+            "totals": figures,
+            "e2e": e2e,
+        }
         Path(args.json).write_text(json.dumps(data, indent=2))
 
 

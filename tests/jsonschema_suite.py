@@ -46,8 +46,16 @@ def load_cases(files: list[str] | None = None) -> list[Case]:
             continue
         for group in json.loads(path.read_text(encoding="utf-8")):
             for test in group["tests"]:
-                out.append(Case(path.stem, group["description"], group["schema"], test["description"],
-                                test["data"], test["valid"]))
+                out.append(
+                    Case(
+                        path.stem,
+                        group["description"],
+                        group["schema"],
+                        test["description"],
+                        test["data"],
+                        test["valid"],
+                    )
+                )
     return out
 
 
@@ -63,8 +71,8 @@ class _ByteTokens:
 
     eos_token_id = 256
     bos_token_id = None
-    special_token_ids = [256]
-    tokens = [bytes([i]) for i in range(256)] + [b"<eos>"]
+    special_token_ids = (256,)
+    tokens = (*(bytes([i]) for i in range(256)), b"<eos>")
 
     def __call__(self, text: bytes) -> list[int]:
         return list(text)
@@ -133,8 +141,17 @@ class Tally:
     misses: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
-        for name in ("cases", "refused", "correct", "wrongly_accepted", "wrongly_accepted_enforced", "caught",
-                     "returned_invalid", "wrongly_rejected", "seconds"):
+        for name in (
+            "cases",
+            "refused",
+            "correct",
+            "wrongly_accepted",
+            "wrongly_accepted_enforced",
+            "caught",
+            "returned_invalid",
+            "wrongly_rejected",
+            "seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.misses += other.misses
 

@@ -14,9 +14,26 @@ from tests.conftest import missing
 from tests.jsonschema_suite import compact, fidelity, grammar_for, load_cases, totals
 
 # keyword files the grammar alone must decide exactly (no help from validation)
-GRAMMAR_EXACT = ["type", "required", "properties", "items", "prefixItems", "minimum", "maximum", "pattern",
-                 "minLength", "maxLength", "minItems", "maxItems", "anyOf", "multipleOf", "exclusiveMinimum",
-                 "exclusiveMaximum", "additionalProperties", "anchor"]
+GRAMMAR_EXACT = [
+    "type",
+    "required",
+    "properties",
+    "items",
+    "prefixItems",
+    "minimum",
+    "maximum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "anyOf",
+    "multipleOf",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "additionalProperties",
+    "anchor",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +64,9 @@ def test_refusals_happen_up_front_with_a_schema_error() -> None:
     if importlib.util.find_spec("llguidance") is None:
         missing("llguidance is not installed (pip install -e '.[local]')")
     refused = 0
-    for case in {compact(c.schema): c for c in load_cases(["refRemote", "boolean_schema", "vocabulary"])}.values():
+    for case in {
+        compact(c.schema): c for c in load_cases(["refRemote", "boolean_schema", "vocabulary"])
+    }.values():
         with pytest.raises(SchemaError) as info:
             grammar_for(build_tool(case.schema, strict=False))
         assert info.value.path

@@ -45,8 +45,11 @@ class Person(TypedDict):
 
 
 def call(name: str, args: object) -> Completion:
-    return Completion(tool_calls=(ToolCall(name, json.dumps(args), "c1"),), finish_reason="tool_calls",
-                      usage=Usage(prompt_tokens=10, completion_tokens=5, requests=1))
+    return Completion(
+        tool_calls=(ToolCall(name, json.dumps(args), "c1"),),
+        finish_reason="tool_calls",
+        usage=Usage(prompt_tokens=10, completion_tokens=5, requests=1),
+    )
 
 
 # ---------------------------------------------------------------- dict targets
@@ -76,7 +79,12 @@ def test_dict_target_validates_with_jsonschema_and_returns_plain_data() -> None:
 
 
 def test_non_object_root_is_wrapped_and_unwrapped() -> None:
-    schema = {"type": "array", "items": {"$ref": "#/$defs/n"}, "minItems": 2, "$defs": {"n": {"type": "integer"}}}
+    schema = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/n"},
+        "minItems": 2,
+        "$defs": {"n": {"type": "integer"}},
+    }
     spec = build_tool(schema, strict=False)
     assert spec.wrapped and spec.parameters["properties"]["value"]["minItems"] == 2
     assert spec.parameters["$defs"] == {"n": {"type": "integer"}}
@@ -99,17 +107,25 @@ def test_strict_dict_target_drops_nulls_of_optional_properties() -> None:
     assert {"type": "null"} in spec.parameters["properties"]["country"]["anyOf"]
 
 
-@pytest.mark.parametrize(("schema", "keyword", "needle"), [
-    ({"$ref": "https://example.com/schema.json"}, "$ref", "never fetched"),
-    ({"type": "object", "properties": {"a": {"$ref": "other.json#/x"}}}, "$ref", "never fetched"),
-    ({"$ref": "#/$defs/missing"}, "$ref", "does not resolve"),
-    ({"type": "object", "properties": {"a": {"type": "string", "format": "zip-code"}}}, "format", "zip-code"),
-    ({"type": "strng"}, "type", "metaschema"),
-    ({"type": "object", "required": "a"}, "required", "metaschema"),
-    ({"$schema": "https://example.com/my-draft"}, "$schema", "unknown $schema"),
-])
-def test_unusable_schemas_raise_schema_error_naming_keyword_and_path(schema: dict, keyword: str,
-                                                                      needle: str) -> None:
+@pytest.mark.parametrize(
+    ("schema", "keyword", "needle"),
+    [
+        ({"$ref": "https://example.com/schema.json"}, "$ref", "never fetched"),
+        ({"type": "object", "properties": {"a": {"$ref": "other.json#/x"}}}, "$ref", "never fetched"),
+        ({"$ref": "#/$defs/missing"}, "$ref", "does not resolve"),
+        (
+            {"type": "object", "properties": {"a": {"type": "string", "format": "zip-code"}}},
+            "format",
+            "zip-code",
+        ),
+        ({"type": "strng"}, "type", "metaschema"),
+        ({"type": "object", "required": "a"}, "required", "metaschema"),
+        ({"$schema": "https://example.com/my-draft"}, "$schema", "unknown $schema"),
+    ],
+)
+def test_unusable_schemas_raise_schema_error_naming_keyword_and_path(
+    schema: dict, keyword: str, needle: str
+) -> None:
     with pytest.raises(SchemaError) as info:
         build_tool(schema)
     assert info.value.keyword == keyword and needle in str(info.value)
@@ -120,20 +136,34 @@ def test_unusable_schemas_raise_schema_error_naming_keyword_and_path(schema: dic
 
 
 def test_local_defs_anchor_and_embedded_id_work() -> None:
-    anchored = build_tool({"type": "object", "properties": {"a": {"$ref": "#num"}},
-                           "$defs": {"n": {"$anchor": "num", "type": "integer"}}})
+    anchored = build_tool(
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#num"}},
+            "$defs": {"n": {"$anchor": "num", "type": "integer"}},
+        }
+    )
     assert anchored.validate({"a": 3}) == {"a": 3}
     with pytest.raises(ValidationError):
         anchored.validate({"a": "3"})
-    embedded = build_tool({"$id": "https://example.com/root.json", "type": "object",
-                           "properties": {"a": {"$ref": "item.json"}},
-                           "$defs": {"i": {"$id": "item.json", "type": "boolean"}}}, strict=False)
+    embedded = build_tool(
+        {
+            "$id": "https://example.com/root.json",
+            "type": "object",
+            "properties": {"a": {"$ref": "item.json"}},
+            "$defs": {"i": {"$id": "item.json", "type": "boolean"}},
+        },
+        strict=False,
+    )
     assert embedded.validate({"a": True}) == {"a": True}
 
 
 def test_declared_draft_is_used() -> None:
-    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-              "properties": {"t": {"type": "array", "items": [{"type": "integer"}], "additionalItems": False}}}
+    draft7 = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"t": {"type": "array", "items": [{"type": "integer"}], "additionalItems": False}},
+    }
     spec = build_tool(draft7, strict=False)
     assert spec.validate({"t": [1]}) == {"t": [1]}
     with pytest.raises(ValidationError):
@@ -143,7 +173,9 @@ def test_declared_draft_is_used() -> None:
 def test_list_schema_for_many() -> None:
     many = list_schema(CITY)
     spec = build_tool(many, strict=False)
-    assert many["$defs"] == CITY["$defs"] and many["items"]["properties"]["country"] == {"$ref": "#/$defs/code"}
+    assert many["$defs"] == CITY["$defs"] and many["items"]["properties"]["country"] == {
+        "$ref": "#/$defs/code"
+    }
     assert spec.validate({"value": [{"name": "A", "population": 1}]}) == [{"name": "A", "population": 1}]
 
 
@@ -166,11 +198,14 @@ def test_dataclass_and_typeddict_targets_via_type_adapter() -> None:
 
 @pytest.mark.parametrize("target", [CITY, Point, Person])
 def test_engine_reasks_with_jsonschema_messages_then_returns_the_value(target: object) -> None:
-    run: ExtractionRun[object] = ExtractionRun(target, "Paris has 2 people. Point 1,2. Ann is 3.",
-                                               Settings(model="m", reasks=1))
+    run: ExtractionRun[object] = ExtractionRun(
+        target, "Paris has 2 people. Point 1,2. Ann is 3.", Settings(model="m", reasks=1)
+    )
     name = run.spec.name
     run.next_request()
-    run.receive(call(name, {"name": "Paris", "population": "many"} if target is CITY else {"x": "a", "name": 1}))
+    run.receive(
+        call(name, {"name": "Paris", "population": "many"} if target is CITY else {"x": "a", "name": 1})
+    )
     assert not run.done and run.current.outcome == "invalid"
     reask = run.next_request().body["messages"][-1]["content"]
     if target is CITY:
@@ -198,11 +233,16 @@ def test_debug_prints_the_enforcement_report(capsys: pytest.CaptureFixture[str])
 
 
 def test_enforcement_report_says_where_each_keyword_is_enforced() -> None:
-    schema = {"type": "object", "properties": {
-        "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "name": {"type": "string", "maxLength": 5},
-        "kind": {"enum": ["a", "b"]},
-    }, "required": ["tags", "name", "kind"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+            "name": {"type": "string", "maxLength": 5},
+            "kind": {"enum": ["a", "b"]},
+        },
+        "required": ["tags", "name", "kind"],
+        "additionalProperties": False,
+    }
     strict = {(e.path, e.keyword): e for e in build_tool(schema, strict=True).enforcement}
     assert strict[("$.properties.kind", "enum")].where == ("grammar", "server", "validation")
     assert strict[("$.properties.name", "maxLength")].where == ("grammar", "validation")

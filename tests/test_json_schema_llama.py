@@ -25,7 +25,10 @@ SAMPLING = {"temperature": 0.0, "seed": 7, "max_tokens": 200}
 CITY = {
     "title": "City",
     "type": "object",
-    "properties": {"name": {"type": "string", "minLength": 1}, "population": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "population": {"type": "integer", "minimum": 0},
+    },
     "required": ["name", "population"],
 }
 TEXT = "Paris has 2100000 inhabitants."
@@ -47,26 +50,37 @@ def test_dict_target_sync_returns_validated_values(llama_server: LlamaServer) ->
     value = schemagen.extract(CITY, TEXT, client=client, model="smollm2", **SAMPLING)
     jsonschema.validate(value, CITY)
     assert value == {"name": "Paris", "population": 2100000}
-    colors = schemagen.extract({"type": "array", "items": {"type": "string"}}, "Colors: red, green, blue.",
-                               client=client, model="smollm2", **SAMPLING)
+    colors = schemagen.extract(
+        {"type": "array", "items": {"type": "string"}},
+        "Colors: red, green, blue.",
+        client=client,
+        model="smollm2",
+        **SAMPLING,
+    )
     assert colors == ["red", "green", "blue"]
 
 
 async def test_dataclass_and_typeddict_async(llama_server: LlamaServer) -> None:
     client = openai.AsyncOpenAI(base_url=llama_server.base_url, api_key="x")
-    person = await schemagen.aextract(Person, "Ann is 31 years old.", client=client, model="smollm2", **SAMPLING)
+    person = await schemagen.aextract(
+        Person, "Ann is 31 years old.", client=client, model="smollm2", **SAMPLING
+    )
     assert person == Person("Ann", 31)
-    as_dict = await schemagen.aextract(PersonDict, "Ann is 31 years old.", client=client, model="smollm2",
-                                       **SAMPLING)
+    as_dict = await schemagen.aextract(
+        PersonDict, "Ann is 31 years old.", client=client, model="smollm2", **SAMPLING
+    )
     assert as_dict == {"name": "Ann", "age": 31}
 
 
 def test_dict_target_batch(llama_server: LlamaServer) -> None:
     texts = [TEXT, "Oslo has 700000 inhabitants."]
-    results = schemagen.extract_many(CITY, texts, base_url=llama_server.base_url, api_key="x", model="smollm2",
-                                     concurrency=2, **SAMPLING)
-    assert [r.value for r in results] == [{"name": "Paris", "population": 2100000},
-                                          {"name": "Oslo", "population": 700000}]
+    results = schemagen.extract_many(
+        CITY, texts, base_url=llama_server.base_url, api_key="x", model="smollm2", concurrency=2, **SAMPLING
+    )
+    assert [r.value for r in results] == [
+        {"name": "Paris", "population": 2100000},
+        {"name": "Oslo", "population": 700000},
+    ]
 
 
 def test_cli_schema_json_file(llama_server: LlamaServer, tmp_path: Path) -> None:
@@ -74,16 +88,41 @@ def test_cli_schema_json_file(llama_server: LlamaServer, tmp_path: Path) -> None
     schema_file.write_text(json.dumps(CITY))
     text_file = tmp_path / "in.txt"
     text_file.write_text(TEXT)
-    env = {**os.environ, "OPENAI_BASE_URL": llama_server.base_url, "OPENAI_API_KEY": "x",
-           "SCHEMAGEN_MODEL": "smollm2", "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": llama_server.base_url,
+        "OPENAI_API_KEY": "x",
+        "SCHEMAGEN_MODEL": "smollm2",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "schemagen", "extract", str(text_file), "--schema", str(schema_file),
-         "--max-tokens", "200"], capture_output=True, text=True, env=env, timeout=180, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "schemagen",
+            "extract",
+            str(text_file),
+            "--schema",
+            str(schema_file),
+            "--max-tokens",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"name": "Paris", "population": 2100000}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"$ref": "https://example.com/city.json"}))
     refused = subprocess.run(
         [sys.executable, "-m", "schemagen", "extract", str(text_file), "--schema", str(bad)],
-        capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert refused.returncode == 2 and "never fetched" in refused.stderr

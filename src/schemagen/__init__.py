@@ -3,6 +3,7 @@
 from schemagen.batch.run import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
+from schemagen.enforcement import KeywordEnforcement
 from schemagen.engine.bounds import BoundRule, max_output_tokens, output_bound
 from schemagen.engine.budget import Budget
 from schemagen.engine.pricing import price_for, register_price
@@ -31,7 +32,6 @@ from schemagen.errors import (
 from schemagen.exchange import Completion, Request, ToolCall, Usage
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
-from schemagen.enforcement import KeywordEnforcement
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
 from schemagen.trace import AttemptRecord, Trace

@@ -16,37 +16,100 @@ from typing import Any, Literal
 
 from schemagen.schema_json import subschemas
 
-__all__ = ["GRAMMAR_KEYWORDS", "KeywordEnforcement", "describe_enforcement", "enforcement_report",
-           "grammar_schema"]
+__all__ = [
+    "GRAMMAR_KEYWORDS",
+    "KeywordEnforcement",
+    "describe_enforcement",
+    "enforcement_report",
+    "grammar_schema",
+]
 
 Where = Literal["grammar", "server", "validation"]
 
 #: keywords llguidance compiles into the grammar exactly
-GRAMMAR_KEYWORDS = frozenset({
-    "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems",
-    "minItems", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "anyOf", "allOf", "$ref", "format", "multipleOf", "minProperties", "maxProperties",
-    "patternProperties",
-})
+GRAMMAR_KEYWORDS = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "anyOf",
+        "allOf",
+        "$ref",
+        "format",
+        "multipleOf",
+        "minProperties",
+        "maxProperties",
+        "patternProperties",
+    }
+)
 #: keywords left out of the grammar; dropping any of them only loosens the schema
-GRAMMAR_DROPPED = frozenset({
-    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames", "dependentRequired",
-    "dependentSchemas", "dependencies", "if", "then", "else", "not", "unevaluatedItems",
-    "unevaluatedProperties", "$dynamicRef", "$dynamicAnchor",
-})
+GRAMMAR_DROPPED = frozenset(
+    {
+        "uniqueItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+        "dependencies",
+        "if",
+        "then",
+        "else",
+        "not",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+        "$dynamicRef",
+        "$dynamicAnchor",
+    }
+)
 #: keywords jsonschema (and pydantic) check; anything else carries no constraint
 VALIDATION_KEYWORDS = GRAMMAR_KEYWORDS | {
-    "multipleOf", "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
-    "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "if",
-    "then", "else", "not", "allOf", "oneOf", "unevaluatedItems", "unevaluatedProperties", "$dynamicRef",
+    "multipleOf",
+    "uniqueItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "minProperties",
+    "maxProperties",
+    "patternProperties",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "if",
+    "then",
+    "else",
+    "not",
+    "allOf",
+    "oneOf",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "$dynamicRef",
     "additionalItems",
 }
 #: formats llguidance has a grammar for
-GRAMMAR_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6",
-                             "uuid", "uri"})
+GRAMMAR_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"}
+)
 #: keywords the server enforces in strict mode, as the strict transform leaves them
-SERVER_KEYWORDS = frozenset({"type", "enum", "const", "properties", "required", "additionalProperties",
-                             "items", "anyOf", "$ref"})
+SERVER_KEYWORDS = frozenset(
+    {"type", "enum", "const", "properties", "required", "additionalProperties", "items", "anyOf", "$ref"}
+)
 _COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
 _NOT_REGULAR = re.compile(r"\(\?[=!<]|\\[1-9]|\\[pP]\{")  # lookaround, backrefs, unicode classes
 
@@ -115,7 +178,9 @@ def grammar_schema(schema: Any) -> Any:
     return out
 
 
-def enforcement_report(source: dict[str, Any], strict: dict[str, Any] | None) -> tuple[KeywordEnforcement, ...]:
+def enforcement_report(
+    source: dict[str, Any], strict: dict[str, Any] | None
+) -> tuple[KeywordEnforcement, ...]:
     """Every enforceable keyword of ``source`` (the non-strict parameters); ``strict`` is the
     strict form sent to the server, or None when strict mode is off."""
     kept: set[tuple[str, str]] = set()
@@ -129,8 +194,11 @@ def enforcement_report(source: dict[str, Any], strict: dict[str, Any] | None) ->
             if keyword not in VALIDATION_KEYWORDS:
                 continue
             # inlined or re-nested paths differ; a keyword strict mode keeps is kept everywhere
-            server = strict is not None and keyword in SERVER_KEYWORDS and (
-                (path, keyword) in kept or keyword != "$ref")
+            server = (
+                strict is not None
+                and keyword in SERVER_KEYWORDS
+                and ((path, keyword) in kept or keyword != "$ref")
+            )
             grammar = _in_grammar(keyword, value) and _grammar_path(path) in outside
             out.append(KeywordEnforcement(path, keyword, grammar, server, True))
     return tuple(out)

@@ -91,7 +91,7 @@ class ToolSpec:
     def constraint(self) -> dict[str, Any]:
         """The schema a local grammar enforces: the parameters minus what it can't (see
         :mod:`schemagen.enforcement`); validation checks the rest."""
-        return grammar_schema(self.parameters)  # type: ignore[no-any-return]
+        return grammar_schema(self.parameters)
 
     @property
     def tool_choice(self) -> dict[str, Any]:
@@ -399,7 +399,8 @@ def _lift_ref_siblings(schema: dict[str, Any], report: list[SchemaChange]) -> No
     instead of growing exponentially by inlining.
     """
     for node, path in _walk(schema):
-        if isinstance(node.get("$ref"), str) and len(node) > 1 and "anyOf" not in node and "$defs" not in node:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and len(node) > 1 and "anyOf" not in node and "$defs" not in node:
             node["anyOf"] = [{"$ref": node.pop("$ref")}]
             report.append(SchemaChange(path, "$ref with sibling keywords wrapped in anyOf"))
 
@@ -445,7 +446,8 @@ def _build_type_tool(target: Any, strict: StrictSetting) -> ToolSpec:
         if _is_adapter_target(target):
             adapter: TypeAdapter[Any] = TypeAdapter(target)
             model, unwrap, wrapped = None, (lambda v: v), False
-            name, description = target.__name__, _adapter_doc(target) or f"Record the {target.__name__} found in the input."
+            name = target.__name__
+            description = _adapter_doc(target) or f"Record the {name} found in the input."
             raw, check = adapter.json_schema(), adapter.validate_python
         else:
             model, unwrap, name, description, wrapped = _wrap(target)
@@ -512,8 +514,8 @@ def _build_json_tool(key: str, strict: StrictSetting) -> ToolSpec:
     schema = json.loads(key)
     target = json_schema_target(schema)  # metaschema, refs, formats: SchemaError if unusable
     params, wrapped = _object_parameters(schema)
-    report = [SchemaChange("$", f"wrapped the {schema.get('type', 'non-object')} root as {{\"{_VALUE_KEY}\": ...}}")
-              ] if wrapped else []
+    kind = schema.get("type", "non-object")
+    report = [SchemaChange("$", f'wrapped the {kind} root as {{"{_VALUE_KEY}": ...}}')] if wrapped else []
     title = schema.get("title")
     name = _TOOL_NAME_BAD.sub("_", title) if isinstance(title, str) and title.strip() else "extract"
     desc = schema.get("description")
@@ -596,7 +598,7 @@ def drop_transform_nulls(schema: dict[str, Any], data: Any) -> Any:
         node = _resolve(node, schema)
         if not isinstance(node, dict):
             return value
-        branches = [b for key in ("anyOf", "oneOf", "allOf") for b in node.get(key, []) if isinstance(b, dict)]
+        branches = [b for k in ("anyOf", "oneOf", "allOf") for b in node.get(k, []) if isinstance(b, dict)]
         if isinstance(value, dict):
             props = node.get("properties")
             if isinstance(props, dict):

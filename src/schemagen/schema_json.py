@@ -34,8 +34,19 @@ ROOT_URI = "urn:schemagen:root"
 # Keywords whose values are sub-schemas: {name: schema}, [schema], or schema.
 _MAP_KEYS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _LIST_KEYS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_ONE_KEYS = ("items", "additionalItems", "additionalProperties", "not", "if", "then", "else", "contains",
-             "propertyNames", "unevaluatedItems", "unevaluatedProperties")
+_ONE_KEYS = (
+    "items",
+    "additionalItems",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+)
 
 
 def _direct(node: dict[str, Any], path: str) -> Iterator[tuple[Any, str]]:
@@ -43,7 +54,7 @@ def _direct(node: dict[str, Any], path: str) -> Iterator[tuple[Any, str]]:
         sub = node.get(key)
         if isinstance(sub, dict):
             yield from ((child, f"{path}.{key}.{name}") for name, child in sub.items())
-    for key in _LIST_KEYS + ("items",):
+    for key in (*_LIST_KEYS, "items"):
         sub = node.get(key)
         if isinstance(sub, list):  # ``items`` is a list in drafts before 2020-12
             yield from ((child, f"{path}.{key}[{i}]") for i, child in enumerate(sub))
@@ -63,16 +74,21 @@ def subschemas(node: Any, path: str = "$") -> Iterator[tuple[dict[str, Any], str
 
 
 def _refuse(uri: str) -> Resource[Any]:
-    raise NoSuchResource(ref=uri)  # remote refs are never fetched (no network, no SSRF)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # remote refs are never fetched (no network, no SSRF)
 
 
 def _validator_class(schema: dict[str, Any]) -> type[Any]:
     declared = schema.get("$schema")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    if isinstance(declared, str) and cls.META_SCHEMA.get("$id", cls.META_SCHEMA.get("id", "")).rstrip("#") \
-            != declared.rstrip("#"):
-        raise SchemaError(f"unknown $schema {declared!r}: use a JSON Schema draft URI "
-                          "(2020-12 is the default when $schema is left out)", path="$", keyword="$schema")
+    if isinstance(declared, str) and cls.META_SCHEMA.get("$id", cls.META_SCHEMA.get("id", "")).rstrip(
+        "#"
+    ) != declared.rstrip("#"):
+        raise SchemaError(
+            f"unknown $schema {declared!r}: use a JSON Schema draft URI "
+            "(2020-12 is the default when $schema is left out)",
+            path="$",
+            keyword="$schema",
+        )
     return cls
 
 
@@ -100,13 +116,20 @@ def _check_refs(schema: dict[str, Any], registry: Registry[Any]) -> None:
                 registry.resolver(base_uri=base).lookup(ref)
             except (Unresolvable, NoSuchResource) as exc:
                 remote = bool(urldefrag(ref).url) and not _known(registry, urldefrag(urljoin(base, ref)).url)
-                why = ("a remote $ref is never fetched; put the schema under $defs and refer to it with "
-                       "#/$defs/<name>") if remote else f"it does not resolve inside the schema ({exc})"
+                why = (
+                    (
+                        "a remote $ref is never fetched; put the schema under $defs and refer to it with "
+                        "#/$defs/<name>"
+                    )
+                    if remote
+                    else f"it does not resolve inside the schema ({exc})"
+                )
                 raise SchemaError(f"$ref {ref!r} can't be used: {why}", path=path, keyword=key) from None
         for child, child_path in _direct(node, path):
             visit(child, child_path, base)
 
-    visit(schema, "$", schema.get("$id") if isinstance(schema.get("$id"), str) else ROOT_URI)
+    own = schema.get("$id")
+    visit(schema, "$", own if isinstance(own, str) else ROOT_URI)
 
 
 def _known(registry: Registry[Any], uri: str) -> bool:
@@ -125,7 +148,9 @@ def _check_formats(schema: dict[str, Any], checker: jsonschema.FormatChecker) ->
             raise SchemaError(
                 f"format {fmt!r} can be neither enforced nor validated (no checker; known: "
                 f"{', '.join(sorted(checker.checkers))}); remove it or use a pattern instead",
-                path=path, keyword="format")
+                path=path,
+                keyword="format",
+            )
 
 
 @dataclass(frozen=True)
@@ -143,11 +168,17 @@ class JsonSchemaTarget:
         errors = self.errors(value)
         if not errors:
             return value
-        raise ValidationError.from_exception_data("json_schema", [
-            {"type": PydanticCustomError("json_schema", "{message}", {"message": _message(e)}),
-             "loc": prefix + tuple(e.absolute_path), "input": e.instance}
-            for e in errors
-        ])
+        raise ValidationError.from_exception_data(
+            "json_schema",
+            [
+                {
+                    "type": PydanticCustomError("json_schema", "{message}", {"message": _message(e)}),
+                    "loc": prefix + tuple(e.absolute_path),
+                    "input": e.instance,
+                }
+                for e in errors
+            ],
+        )
 
 
 def _message(error: jsonschema.exceptions.ValidationError) -> str:
@@ -172,14 +203,16 @@ def json_schema_target(schema: Any) -> JsonSchemaTarget:
     except jsonschema.exceptions.SchemaError as exc:
         raise SchemaError(
             f"not a valid JSON Schema ({cls.__name__} metaschema): {exc.message}",
-            path=_json_path(exc.absolute_path), keyword=str(exc.absolute_path[-1]) if exc.absolute_path else None,
+            path=_json_path(exc.absolute_path),
+            keyword=str(exc.absolute_path[-1]) if exc.absolute_path else None,
         ) from None
     spec = specification_with(cls.META_SCHEMA.get("$schema", ""), default=DRAFT202012)
     root = schema.get("$id") if isinstance(schema.get("$id"), str) else ROOT_URI
     from jsonschema_specifications import REGISTRY as METASCHEMAS
 
-    local: Registry[Any] = Registry(retrieve=_refuse).with_resource(  # type: ignore[call-arg]
-        root, Resource(contents=schema, specification=spec)).crawl()
+    resource: Resource[Any] = Resource(contents=schema, specification=spec)  # type: ignore[call-arg]
+    local: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-arg]
+    local = local.with_resource(root, resource).crawl()
     registry = local.combine(METASCHEMAS)
     _check_refs(schema, registry)
     checker = cls.FORMAT_CHECKER

@@ -54,4 +54,5 @@ def load_target(schema: str, many: bool) -> Any:
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, or local:/path.gguf")]  # noqa: UP045
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL")]  # noqa: UP045
-SchemaOpt = Annotated[str, typer.Option("--schema", "-s", help="file.py:Model, package.module:Model, or a JSON Schema file.json")]
+SchemaOpt = Annotated[str, typer.Option(
+    "--schema", "-s", help="file.py:Model, package.module:Model, or a JSON Schema file.json")]

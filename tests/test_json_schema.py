@@ -135,6 +135,12 @@ def test_unusable_schemas_raise_schema_error_naming_keyword_and_path(
         assert info.value.path == "$.properties.a"
 
 
+@pytest.mark.parametrize("target", [True, ["a"], "string", None])
+def test_a_value_that_is_not_a_type_or_schema_dict_is_a_schema_error(target: object) -> None:
+    with pytest.raises(SchemaError, match="a target must be a type or a JSON Schema dict"):
+        build_tool(target)
+
+
 def test_local_defs_anchor_and_embedded_id_work() -> None:
     anchored = build_tool(
         {

@@ -436,6 +436,9 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
         except (TypeError, ValueError) as exc:
             raise SchemaError(f"the schema is not JSON data: {exc}", path="$") from None
         return _build_json_tool(key, strict)
+    if isinstance(target, list | tuple | set | bool | int | float | str | bytes | None):
+        raise SchemaError(f"a target must be a type or a JSON Schema dict (an object schema), "
+                          f"got the {type(target).__name__} {target!r:.60}", path="$")
     return _build_type_tool(target, strict)
 
 

@@ -313,6 +313,8 @@ def _strict_transform(schema: dict[str, Any], report: list[SchemaChange]) -> dic
     unsupported keywords moved to descriptions. Raises SchemaError when impossible."""
 
     def visit(node: dict[str, Any], path: str) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            raise SchemaError("strict mode does not support boolean schemas", path=path)
         if node == {} or (set(node) <= {"description", "title"} and "type" not in node):
             raise SchemaError("strict mode needs a type for every value (Any is not allowed)",
                               path=path, keyword="type")

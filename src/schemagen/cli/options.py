@@ -38,7 +38,9 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if hasattr(value, "value") and value.__class__.__module__ != "builtins":  # Enum
         return value.value
-    return value
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)  # dataclasses, dates... (dicts and lists pass through)
 
 
 def load_target(schema: str, many: bool) -> Any:

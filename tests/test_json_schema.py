@@ -301,3 +301,27 @@ def test_strict_keeps_shared_defs_so_a_dag_does_not_grow_exponentially() -> None
     assert len(spec.parameters["$defs"]) == 12
     shared = [p for n, d in spec.parameters["$defs"].items() if n != "L0" for p in d["properties"].values()]
     assert shared and all(set(p) == {"$ref"} for p in shared)
+
+
+@pytest.mark.local
+def test_local_backend_constrains_what_it_can_and_returns_only_valid_values() -> None:
+    from tests.test_local import require_local
+
+    require_local()
+    import jsonschema
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "colors": {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "maxItems": 3},
+        },
+        "required": ["name", "colors"],
+    }
+    client = schemagen.Client(model="local:", retries=2, max_tokens=120, temperature=0.0)
+    result = client.extract_result(schema, "Ann likes red, red again, and blue.")
+    jsonschema.validate(result.value, schema)
+    assert result.value["name"] == "Ann"
+    constraint = result.trace.attempts[0].request.constraint
+    assert constraint is not None and "uniqueItems" not in json.dumps(constraint)  # left to validation
+    assert constraint["properties"]["colors"]["maxItems"] == 3  # in the grammar

@@ -223,6 +223,11 @@ def test_engine_reasks_with_jsonschema_messages_then_returns_the_value(target: o
     assert run.result().value == (Point(1, 2) if target is Point else good)
 
 
+def test_new_public_names_are_exported() -> None:
+    for name in ("EmptyTextError", "KeywordEnforcement", "build_tool"):
+        assert name in schemagen.__all__ and getattr(schemagen, name)
+
+
 def test_empty_text_is_a_typed_error_before_any_request() -> None:
     with pytest.raises(EmptyTextError):
         schemagen.Client(base_url="http://127.0.0.1:9/v1", api_key="x", model="m").extract(CITY, " \n\t")

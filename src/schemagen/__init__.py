@@ -3,6 +3,7 @@
 from schemagen.batch.run import BatchResult, BatchSummary, aextract_many, extract_many
 from schemagen.client import Client, aextract, aextract_result, extract, extract_result
 from schemagen.doctor import CheckResult, Doctor, DoctorReport, run_doctor
+from schemagen.enforcement import KeywordEnforcement
 from schemagen.engine.bounds import BoundRule, max_output_tokens, output_bound
 from schemagen.engine.budget import Budget
 from schemagen.engine.pricing import price_for, register_price
@@ -14,6 +15,7 @@ from schemagen.errors import (
     BudgetExceeded,
     ConfigurationError,
     ContextOverflowError,
+    EmptyTextError,
     ExtractionError,
     MissingDependencyError,
     ModeUnsupportedError,
@@ -54,9 +56,11 @@ __all__ = [
     "ContextOverflowError",
     "Doctor",
     "DoctorReport",
+    "EmptyTextError",
     "Example",
     "Extraction",
     "ExtractionError",
+    "KeywordEnforcement",
     "MissingDependencyError",
     "ModeUnsupportedError",
     "RateLimitError",

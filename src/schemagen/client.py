@@ -15,7 +15,7 @@ import openai
 from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
-from schemagen.errors import ConfigurationError, TransportError
+from schemagen.errors import ConfigurationError, EmptyTextError, TransportError
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -214,6 +214,7 @@ class Client:
     # ------------------------------------------------------------ sync
 
     def extract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
+        _check_text(text)
         return self.drive(self._run(target, text, overrides))
 
     def extract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
@@ -222,6 +223,7 @@ class Client:
     # ------------------------------------------------------------ async twin
 
     async def aextract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
+        _check_text(text)
         return await self.adrive(self._run(target, text, overrides))
 
     async def aextract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
@@ -245,6 +247,12 @@ _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", 
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()
+
+
+def _check_text(text: str) -> None:
+    """Refuse an empty text up front: a model asked anyway would invent a value."""
+    if isinstance(text, str) and not text.strip():
+        raise EmptyTextError()
 
 
 def _client_for(kwargs: dict[str, Any]) -> Client:

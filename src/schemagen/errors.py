@@ -31,6 +31,15 @@ class ConfigurationError(SchemagenError, ValueError):
     """Arguments or environment don't describe a usable endpoint or option."""
 
 
+class EmptyTextError(SchemagenError, ValueError):
+    """The text to extract from is empty or whitespace only: there is nothing to extract,
+    and a model asked anyway would invent a value. No request is sent."""
+
+    def __init__(self) -> None:
+        super().__init__("The text to extract from is empty or whitespace only, so nothing was sent. "
+                         "Pass the document's text (check how it was read).")
+
+
 class MissingDependencyError(SchemagenError, ImportError):
     """An optional extra is not installed. The message carries the pip command."""
 

@@ -1,10 +1,12 @@
-"""Resolve ``path/to/file.py:Invoice`` or ``pkg.module:Invoice`` to a Python object."""
+"""Resolve ``path/to/file.py:Invoice`` or ``pkg.module:Invoice`` to a Python object,
+or read a JSON Schema from ``schema.json``."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,3 +47,14 @@ def load_object(spec: str) -> Any:
         return getattr(module, name)
     except AttributeError:
         raise ConfigurationError(f"{source} has no attribute {name!r}") from None
+
+
+def load_json_schema(path: str) -> Any:
+    """The JSON Schema in a ``.json`` file (checked later, when it becomes a tool)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigurationError(f"Schema file not found: {file}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"--schema {path}: not a readable JSON file ({exc})") from exc

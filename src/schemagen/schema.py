@@ -1,25 +1,32 @@
-"""Stage 1: a Python type becomes a forced tool definition.
+"""Stage 1: a Python type or a JSON Schema dict becomes a forced tool definition.
 
-Pure and cached per (type, strict). Any target that is not a Pydantic model
-(``list[Invoice]``, ``Literal[...]``, ``Enum``, ``str``...) is wrapped in an
-internal model and unwrapped again on return.
+Pure and cached per (target, strict). Any target whose schema is not an object
+(``list[Invoice]``, ``Literal[...]``, ``Enum``, ``str``, ``{"type": "array"}``...) is
+wrapped in an internal object and unwrapped again on return. Dataclasses and
+TypedDicts go through pydantic's ``TypeAdapter``; dict targets through
+:mod:`schemagen.schema_json` (validated with ``jsonschema``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
+import typing_extensions
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
+from schemagen.enforcement import KeywordEnforcement, enforcement_report, grammar_schema
 from schemagen.errors import SchemaError
+from schemagen.schema_json import json_schema_target
 
 StrictSetting = Union[bool, Literal["auto"]]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -34,7 +41,8 @@ STRICT_UNSUPPORTED: dict[str, tuple[str, ...]] = {
 }
 # Keywords that make a schema impossible to express in strict mode.
 STRICT_IMPOSSIBLE = ("allOf", "not", "if", "then", "else", "prefixItems", "dependentRequired",
-                     "dependentSchemas", "unevaluatedProperties")
+                     "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "$id", "$anchor",
+                     "$dynamicRef", "$dynamicAnchor", "dependencies", "additionalItems")
 _SCHEMA_MAP_KEYS = ("properties", "$defs", "definitions", "patternProperties")
 _SCHEMA_LIST_KEYS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_KEYS = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
@@ -61,9 +69,12 @@ class ToolSpec:
     parameters: dict[str, Any]
     strict: bool
     report: tuple[SchemaChange, ...]
-    model: type[BaseModel]
+    model: type[BaseModel] | None  # None for dict, dataclass and TypedDict targets
     unwrap: Callable[[Any], Any] = field(repr=False)
     wrapped: bool = False
+    check: Callable[[Any], Any] | None = field(default=None, repr=False)  # arguments -> value
+    source: dict[str, Any] = field(default_factory=dict, repr=False)  # parameters before strict
+    enforcement: tuple[KeywordEnforcement, ...] = field(default=(), repr=False)
 
     @property
     def tool(self) -> dict[str, Any]:
@@ -76,16 +87,27 @@ class ToolSpec:
             function["strict"] = True
         return {"type": "function", "function": function}
 
+    @functools.cached_property
+    def constraint(self) -> dict[str, Any]:
+        """The schema a local grammar enforces: the parameters minus what it can't (see
+        :mod:`schemagen.enforcement`); validation checks the rest."""
+        return grammar_schema(self.parameters)
+
     @property
     def tool_choice(self) -> dict[str, Any]:
         return {"type": "function", "function": {"name": self.name}}
 
     def validate(self, data: Any) -> Any:
-        """Validate decoded arguments and return the caller's value (unwrapped)."""
+        """Validate decoded arguments and return the caller's value (unwrapped).
+
+        Raises ``pydantic.ValidationError`` for every kind of target.
+        """
         if self.strict:
-            data = _drop_transform_nulls(self.model, data)
-        instance = self.model.model_validate(data)
-        return self.unwrap(instance)
+            data = drop_transform_nulls(self.source, data)
+        if self.check is not None:
+            return self.check(data)
+        assert self.model is not None
+        return self.unwrap(self.model.model_validate(data))
 
 
 # ---------------------------------------------------------------- wrapping targets
@@ -167,7 +189,9 @@ def _walk(node: dict[str, Any], path: str = "$") -> typing.Iterator[tuple[dict[s
 
 
 def _ref_name(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1]
+    """The $defs name a ``#/$defs/<name>`` ref points at; "" for any other ref."""
+    name = ref.removeprefix("#/$defs/")
+    return name if name != ref and "/" not in name else ""
 
 
 def _refs_in(node: dict[str, Any]) -> list[str]:
@@ -289,6 +313,8 @@ def _strict_transform(schema: dict[str, Any], report: list[SchemaChange]) -> dic
     unsupported keywords moved to descriptions. Raises SchemaError when impossible."""
 
     def visit(node: dict[str, Any], path: str) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            raise SchemaError("strict mode does not support boolean schemas", path=path)
         if node == {} or (set(node) <= {"description", "title"} and "type" not in node):
             raise SchemaError("strict mode needs a type for every value (Any is not allowed)",
                               path=path, keyword="type")
@@ -368,20 +394,69 @@ def compact_schema(schema: dict[str, Any], report: list[SchemaChange] | None = N
     return out
 
 
+def _lift_ref_siblings(schema: dict[str, Any], report: list[SchemaChange]) -> None:
+    """Strict mode rejects keywords beside a ``$ref``: wrap such refs in a one-branch anyOf.
+
+    Shared $defs stay shared (strict accepts $defs), so a DAG of models keeps its size
+    instead of growing exponentially by inlining.
+    """
+    for node, path in _walk(schema):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and len(node) > 1 and "anyOf" not in node and "$defs" not in node:
+            node["anyOf"] = [{"$ref": node.pop("$ref")}]
+            report.append(SchemaChange(path, "$ref with sibling keywords wrapped in anyOf"))
+
+
 def strict_schema(schema: dict[str, Any], report: list[SchemaChange] | None = None) -> dict[str, Any]:
     """The strict-mode form of a (compacted) schema. Raises SchemaError if impossible."""
     report = report if report is not None else []
     out = copy.deepcopy(schema)
-    _inline_refs(out, report, all_refs=True)  # strict rejects $ref siblings; inline what we can
+    _lift_ref_siblings(out, report)
     return _strict_transform(out, report)
 
 
-@functools.lru_cache(maxsize=512)
+def _is_adapter_target(tp: Any) -> bool:
+    """Dataclasses and TypedDicts: object schemas that pydantic validates via TypeAdapter."""
+    return inspect.isclass(tp) and (dataclasses.is_dataclass(tp) or typing_extensions.is_typeddict(tp))
+
+
+def _adapter_doc(tp: Any) -> str | None:
+    doc = _own_doc(tp)
+    # a dataclass without a docstring gets its signature as __doc__
+    return None if doc is None or doc.startswith(f"{tp.__name__}(") else doc
+
+
 def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
-    """The forced tool definition for ``target``, cached per (target, strict)."""
+    """The forced tool definition for ``target``, cached per (target, strict).
+
+    ``target`` is a Pydantic model, any type pydantic can validate (``list[Model]``,
+    ``Literal``, a dataclass, a TypedDict...), or a JSON Schema dict.
+    """
+    if isinstance(target, dict):
+        try:
+            key = json.dumps(target, ensure_ascii=False)  # key order kept: it orders the output
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"the schema is not JSON data: {exc}", path="$") from None
+        return _build_json_tool(key, strict)
+    if isinstance(target, list | tuple | set | bool | int | float | str | bytes | None):
+        raise SchemaError(f"a target must be a type or a JSON Schema dict (an object schema), "
+                          f"got the {type(target).__name__} {target!r:.60}", path="$")
+    return _build_type_tool(target, strict)
+
+
+@functools.lru_cache(maxsize=512)
+def _build_type_tool(target: Any, strict: StrictSetting) -> ToolSpec:
+    check = None
     try:
-        model, unwrap, name, description, wrapped = _wrap(target)
-        raw = model.model_json_schema()
+        if _is_adapter_target(target):
+            adapter: TypeAdapter[Any] = TypeAdapter(target)
+            model, unwrap, wrapped = None, (lambda v: v), False
+            name = target.__name__
+            description = _adapter_doc(target) or f"Record the {name} found in the input."
+            raw, check = adapter.json_schema(), adapter.validate_python
+        else:
+            model, unwrap, name, description, wrapped = _wrap(target)
+            raw = model.model_json_schema()
     except SchemaError:
         raise
     except Exception as exc:  # pydantic raises several types for unschemable targets
@@ -390,7 +465,88 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
     params = compact_schema(raw, report)
     params.pop("title", None)
     params.pop("description", None)  # it is the tool's description already
-    use_strict = False
+    return _finish(name, description, params, strict, report, model, unwrap, wrapped, check)
+
+
+_VALUE_KEY = "value"
+
+
+def _rebase_refs(node: Any, prefix: str) -> None:
+    """Point local JSON-pointer refs of a schema moved under ``prefix`` at their new place."""
+    from schemagen.schema_json import subschemas
+
+    for sub, _ in subschemas(node):
+        ref = sub.get("$ref")
+        if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")) and not ref.startswith("#/$defs/"):
+            sub["$ref"] = prefix + ref[1:]
+
+
+def _object_parameters(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Tool parameters for a JSON Schema: itself when its root is an object, else wrapped
+    as ``{"value": schema}`` with $defs kept at the root. Returns (parameters, wrapped)."""
+    params = {k: v for k, v in copy.deepcopy(schema).items()
+              if k not in ("$schema", "$comment", "title", "description")}
+    if params.get("type") == "object":
+        return params, False
+    defs = params.pop("$defs", None) if "$id" not in params else None
+    if "$id" not in params:  # with an $id, "#/..." refs resolve against the moved schema itself
+        _rebase_refs(params, f"#/properties/{_VALUE_KEY}")
+        if defs:
+            _rebase_refs(defs, f"#/properties/{_VALUE_KEY}")
+    out: dict[str, Any] = {"type": "object", "properties": {_VALUE_KEY: params}, "required": [_VALUE_KEY],
+                           "additionalProperties": False}
+    if defs:
+        out["$defs"] = defs
+    return out, True
+
+
+def list_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a list of ``schema`` (``--many`` for a schema file)."""
+    items = copy.deepcopy(schema)
+    out: dict[str, Any] = {"type": "array", "items": items}
+    if "$id" not in items:
+        _rebase_refs(items, "#/items")
+        if "$defs" in items:
+            out["$defs"] = items.pop("$defs")
+    for key in ("$schema", "title"):
+        if key in items:
+            out[key] = items.pop(key) if key == "$schema" else f"{items[key]}_list"
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _build_json_tool(key: str, strict: StrictSetting) -> ToolSpec:
+    schema = json.loads(key)
+    target = json_schema_target(schema)  # metaschema, refs, formats: SchemaError if unusable
+    params, wrapped = _object_parameters(schema)
+    kind = schema.get("type", "non-object")
+    report = [SchemaChange("$", f'wrapped the {kind} root as {{"{_VALUE_KEY}": ...}}')] if wrapped else []
+    title = schema.get("title")
+    name = _TOOL_NAME_BAD.sub("_", title) if isinstance(title, str) and title.strip() else "extract"
+    desc = schema.get("description")
+    description = desc if isinstance(desc, str) and desc.strip() else "Record the data found in the input."
+    unwrap = _unwrap_value if wrapped else (lambda v: v)
+
+    def check(data: Any) -> Any:
+        if wrapped:
+            if not isinstance(data, dict) or _VALUE_KEY not in data:
+                raise ValidationError.from_exception_data("json_schema", [{
+                    "type": "missing", "loc": (_VALUE_KEY,), "input": data}])
+            return target.validate(data[_VALUE_KEY], prefix=(_VALUE_KEY,))
+        return target.validate(data)
+
+    return _finish(name, description, params, strict, report, None, unwrap, wrapped, check)
+
+
+def _unwrap_value(data: Any) -> Any:
+    return data[_VALUE_KEY]
+
+
+def _finish(name: str, description: str, params: dict[str, Any], strict: StrictSetting,
+            report: list[SchemaChange], model: type[BaseModel] | None, unwrap: Callable[[Any], Any],
+            wrapped: bool, check: Callable[[Any], Any] | None) -> ToolSpec:
+    """Apply strict mode where asked and possible, and build the spec with its reports."""
+    source, use_strict = params, False
     if strict is not False:
         strict_report: list[SchemaChange] = []
         try:
@@ -400,9 +556,11 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
                 raise
         else:
             params, use_strict = strict_params, True
-            report += strict_report
+            report = report + strict_report
     safe_name = _TOOL_NAME_BAD.sub("_", name)[:64] or "extract"
-    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped)
+    enforcement = enforcement_report(source, params if use_strict else None)
+    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped,
+                    check, source, enforcement)
 
 
 def output_schema(target: Any) -> dict[str, Any]:
@@ -413,50 +571,58 @@ def output_schema(target: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- strict nulls
 
 
-def _accepts_none(annotation: Any) -> bool:
-    if annotation is None or annotation is type(None) or annotation is Any:
+def _resolve(node: Any, root: dict[str, Any]) -> Any:
+    for _ in range(64):  # a chain of refs, never a loop
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        name = _ref_name(ref) if isinstance(ref, str) else ""
+        if not name or name not in root.get("$defs", {}):
+            return node
+        node = root["$defs"][name]
+    return node
+
+
+def _nullable(node: Any) -> bool:
+    if not isinstance(node, dict):
         return True
-    origin = get_origin(annotation)
-    if origin is Union or str(origin) == "<class 'types.UnionType'>":
-        return any(_accepts_none(a) for a in get_args(annotation))
-    return False
+    if "type" not in node and not ({"anyOf", "oneOf", "allOf", "enum", "const", "$ref"} & set(node)):
+        return True  # Any
+    if None in node.get("enum", [1]) or ("const" in node and node["const"] is None):
+        return True
+    return _allows_null(node)
 
 
-def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
-    """('one'|'many', Model) when an annotation is a model or a list/optional of one."""
-    if _is_model(annotation):
-        return "one", annotation
-    for arg in get_args(annotation):
-        if _is_model(arg):
-            return ("many" if get_origin(annotation) in (list, typing.List) else "one"), arg  # noqa: UP006
-        inner = _model_of(arg) if get_origin(arg) is not None else None
-        if inner:
-            return inner
-    return None
+def drop_transform_nulls(schema: dict[str, Any], data: Any) -> Any:
+    """Strict mode made optional properties nullable; a null for a property whose own schema
+    rejects null means "left out", so the key is dropped before validation.
 
+    Driven by ``schema`` (the parameters before the strict transform), so aliases
+    (``validation_alias`` too), lists of optional models and dict targets all work.
+    """
 
-def _drop_transform_nulls(model: type[BaseModel], data: Any) -> Any:
-    """Strict mode made optional fields nullable; a null for a field whose type rejects
-    None means 'use the default', so the key is dropped before validation."""
-    if not isinstance(data, dict):
-        return data
-    out = dict(data)
-    for fname, finfo in model.model_fields.items():
-        key = finfo.alias or fname
-        if key not in out:
-            continue
-        value = out[key]
-        if value is None and not finfo.is_required() and not _accepts_none(finfo.annotation):
-            del out[key]
-            continue
-        nested = _model_of(finfo.annotation)
-        if nested and value is not None:
-            kind, sub = nested
-            if kind == "many" and isinstance(value, list):
-                out[key] = [_drop_transform_nulls(sub, v) for v in value]
-            elif kind == "one":
-                out[key] = _drop_transform_nulls(sub, value)
-    return out
+    def visit(node: Any, value: Any) -> Any:
+        node = _resolve(node, schema)
+        if not isinstance(node, dict):
+            return value
+        branches = [b for k in ("anyOf", "oneOf", "allOf") for b in node.get(k, []) if isinstance(b, dict)]
+        if isinstance(value, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                value = dict(value)
+                required = set(node.get("required", []))
+                for key, sub in props.items():
+                    if key not in value:
+                        continue
+                    if value[key] is None and key not in required and not _nullable(_resolve(sub, schema)):
+                        del value[key]
+                    else:
+                        value[key] = visit(sub, value[key])
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            value = [visit(node["items"], v) for v in value]
+        for branch in branches:
+            value = visit(branch, value)
+        return value
+
+    return visit(schema, data)
 
 
 def json_schema_of(tp: Any) -> dict[str, Any]:

@@ -38,16 +38,23 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if hasattr(value, "value") and value.__class__.__module__ != "builtins":  # Enum
         return value.value
-    return value
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)  # dataclasses, dates... (dicts and lists pass through)
 
 
 def load_target(schema: str, many: bool) -> Any:
-    from schemagen.loading import load_object
+    from schemagen.loading import load_json_schema, load_object
+    from schemagen.schema import list_schema
 
+    if schema.lower().endswith(".json"):
+        target = load_json_schema(schema)
+        return list_schema(target) if many else target
     target = load_object(schema)
     return list[target] if many else target  # type: ignore[valid-type]
 
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, or local:/path.gguf")]  # noqa: UP045
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL")]  # noqa: UP045
-SchemaOpt = Annotated[str, typer.Option("--schema", "-s", help="file.py:Model or package.module:Model")]
+SchemaOpt = Annotated[str, typer.Option(
+    "--schema", "-s", help="file.py:Model, package.module:Model, or a JSON Schema file.json")]

@@ -124,6 +124,8 @@ class _Sizer:
             name = ref.rsplit("/", 1)[-1]
             if name in self.active or name not in self.defs:
                 return SchemaSize(2, 16, True)  # recursion: grows with the input
+            if not isinstance(self.defs[name], Mapping):  # a boolean schema in $defs (JSON Schema targets)
+                return self.size(self.defs[name])
             self.active.add(name)
             try:
                 return self.size({**self.defs[name], **{k: v for k, v in node.items() if k != "$ref"}})

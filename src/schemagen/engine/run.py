@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ class ExtractionRun(Generic[T]):
         self.usage = Usage()
         self.done = False
         self.debug = debug_enabled(settings.debug)
+        if self.debug and text:  # an empty text is only a batch's up-front schema check
+            _print_enforcement(self.spec)
         self.input_tokens = self.counter(text)
         self.budgets = _budgets(settings.budget)
         if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
@@ -613,6 +616,14 @@ class ExtractionRun(Generic[T]):
             raise RuntimeError("the extraction has not succeeded")
         return Extraction(self._value, len(self.trace.attempts), self.usage, self.trace)
 
+
+
+def _print_enforcement(spec: ToolSpec) -> None:
+    """debug=True: which keyword is enforced where (grammar, server, validation)."""
+    from schemagen.enforcement import describe_enforcement
+
+    print(f"schemagen enforcement for `{spec.name}` (strict={spec.strict}):\n"
+          f"{describe_enforcement(spec.enforcement)}", file=sys.stderr)
 
 
 def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:

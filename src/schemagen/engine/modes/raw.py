@@ -261,7 +261,7 @@ class RawMode:
             body["stop"] = [stop]
         body.update(inp.params)
         body = {k: v for k, v in body.items() if v is not None}
-        constraint = dict(inp.spec.parameters) if inp.constrain else None
+        constraint = inp.spec.constraint if inp.constrain else None
         request = Request(endpoint="completions", body=body, constraint=constraint)
         return Rendered(request, prompt=prompt.text, notes=prompt.notes)
 

@@ -28,13 +28,15 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.observe.hooks import HookEvent, Hooks
+from schemagen.observe.otel import Telemetry
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
 from schemagen.trace import AttemptRecord, Trace
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIConnectionError",
@@ -55,6 +57,8 @@ __all__ = [
     "Example",
     "Extraction",
     "ExtractionError",
+    "HookEvent",
+    "Hooks",
     "MissingDependencyError",
     "RateLimitError",
     "RefusalError",
@@ -67,6 +71,7 @@ __all__ = [
     "SchemagenError",
     "ServerError",
     "Settings",
+    "Telemetry",
     "TemplateError",
     "TemplateSecurityError",
     "ToolCall",

@@ -16,6 +16,8 @@ from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, TransportError
+from schemagen.observe import auto_observers, watch_run, with_retry
+from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -102,6 +104,8 @@ class Client:
         bounds: BoundRule | bool = True,
         on_truncation: TruncationPolicy = "raise",
         budget: BudgetSetting = None,
+        hooks: HooksSetting = None,
+        telemetry: Any = None,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
@@ -139,6 +143,14 @@ class Client:
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)
         self.counter = Counter.from_count(count) if callable(count) else None
+        # Observers of every run (hooks, OpenTelemetry): told by drive/adrive, never by the engine.
+        self.hooks = Hooks.coerce(hooks)
+        self.observers = (self.hooks, *auto_observers(telemetry, self.backend))
+
+    def on(self, event: str, fn: HookFunction, *, raise_errors: bool = False) -> HookFunction:
+        """Call ``fn(event)`` on a hook event ("request", "response", "parse_error", "reask",
+        "retry", "attempt", "done"); see :mod:`schemagen.observe.hooks`."""
+        return self.hooks.on(event, fn, raise_errors=raise_errors)
 
     # ------------------------------------------------------------ plumbing
 
@@ -148,26 +160,62 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        watch = watch_run(self.observers, run)  # None when nothing observes
+        try:
+            while not run.done:
+                request = run.next_request()
+                if watch:
+                    watch.request(request)
+                try:
+                    send = partial(self.backend.complete, request)
+                    completion = self.policy.call(send, with_retry(watch, run.record_retry))
+                except TransportError as exc:
+                    raise run.transport_failed(exc) from exc.__cause__
+                if watch:
+                    watch.response(completion)
+                run.receive(completion)
+                if watch:
+                    watch.received()
+            result = run.result()
+        except BaseException as exc:
+            if watch:
+                watch.finish(None, exc)
+            raise
+        if watch:
+            watch.finish(result, None)
+        return result
 
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
-        """Async twin of :meth:`drive`."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
-            except TransportError as exc:
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-        return run.result()
+        """Async twin of :meth:`drive`; async hooks are awaited after each report."""
+        watch = watch_run(self.observers, run, is_async=True)
+        try:
+            while not run.done:
+                request = run.next_request()
+                if watch:
+                    watch.request(request)
+                    await watch.drain()
+                try:
+                    send = partial(self.backend.acomplete, request)
+                    completion = await self.policy.acall(send, with_retry(watch, run.record_retry))
+                except TransportError as exc:
+                    raise run.transport_failed(exc) from exc.__cause__
+                if watch:
+                    watch.response(completion)
+                    await watch.drain()
+                run.receive(completion)
+                if watch:
+                    watch.received()
+                    await watch.drain()
+            result = run.result()
+        except BaseException as exc:
+            if watch:
+                watch.finish(None, exc)
+                await watch.drain()
+            raise
+        if watch:
+            watch.finish(result, None)
+            await watch.drain()
+        return result
 
     def _run(self, target: Any, text: str, overrides: dict[str, Any]) -> ExtractionRun[Any]:
         if not isinstance(text, str):
@@ -215,7 +263,7 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "hooks", "telemetry")
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()
@@ -225,7 +273,8 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
     """A cached Client for the connection settings in ``kwargs`` (popped from it)."""
     conn = {k: kwargs.pop(k) for k in _CLIENT_KEYS if k in kwargs}
     oa = conn.pop("client", None)
-    key = tuple(sorted((k, repr(v) if k == "backend" else v) for k, v in conn.items() if k != "backend"))
+    key = tuple(sorted((k, repr(v) if k in ("backend", "hooks", "telemetry") else v)
+                     for k, v in conn.items() if k != "backend"))
     if conn.get("backend") is not None:
         return Client(**conn)
     env = tuple(os.environ.get(name) for name in ENV_VARS)

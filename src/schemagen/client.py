@@ -263,7 +263,8 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "hooks", "telemetry")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries",
+                "hooks", "telemetry")
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()

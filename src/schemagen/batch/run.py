@@ -32,6 +32,7 @@ from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.observe import start_batch
 from schemagen.tokens import count_messages, count_request, count_tools, counter_for
 
 T = TypeVar("T")
@@ -236,6 +237,12 @@ class BatchRun(Generic[T]):
 
     async def _run(self) -> AsyncIterator[BatchResult[T]]:
         started = time.perf_counter()
+        # One batch span (OpenTelemetry) whose children are the items' extraction spans.
+        name = self.client.start(self.target, "", self.overrides).spec.name
+        self.client.observers, observations = start_batch(
+            self.client.observers, name, {"schemagen.batch.mode": self.mode,
+                                          "schemagen.batch.concurrency": self.concurrency})
+        error: BaseException | None = None
         try:
             self._preflight()
             if self.checkpoint is not None:
@@ -258,7 +265,12 @@ class BatchRun(Generic[T]):
                 yield result
             if self._fatal is not None:
                 raise self._fatal
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            for observation in observations:
+                observation.end(self.summary, error)
             self.summary.wall_s = time.perf_counter() - started
             if self.checkpoint is not None:
                 self.checkpoint.close()

@@ -13,7 +13,7 @@ the drivers skip every report: no cost.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from schemagen.exchange import Completion, Request
@@ -130,7 +130,8 @@ def auto_observers(setting: Any, backend: Backend) -> tuple[Observer, ...]:
     found = []
     for target in INTEGRATIONS.values():
         module_name, _, attr = target.partition(":")
-        factory: Callable[[Any, Backend], Observer | None] = getattr(importlib.import_module(module_name), attr)
+        module = importlib.import_module(module_name)
+        factory: Callable[[Any, Backend], Observer | None] = getattr(module, attr)
         made = factory(setting, backend)
         if made is not None:
             found.append(made)
@@ -153,8 +154,3 @@ def start_batch(observers: Iterable[Observer], name: str, attributes: dict[str, 
             opened.append(observation)
             items.extend(observation.observers)
     return tuple(items), opened
-
-
-async def _await_all(pending: list[Awaitable[Any]]) -> None:
-    while pending:
-        await pending.pop(0)

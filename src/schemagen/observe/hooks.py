@@ -69,7 +69,7 @@ class HookEvent:
         return self.usage.cost if self.usage is not None else None
 
 
-HookFunction = Callable[[HookEvent], Union[None, Awaitable[None]]]  # noqa: UP007
+HookFunction = Callable[[HookEvent], Union[Awaitable[None], None]]  # noqa: UP007
 HooksSetting = Union["Hooks", Mapping[str, Union[HookFunction, Iterable[HookFunction]]], None]  # noqa: UP007
 
 

@@ -67,8 +67,7 @@ def observer(setting: Telemetry | bool | None, backend: Backend) -> TelemetryObs
         if isinstance(setting, Telemetry) or setting is True:
             from schemagen.errors import MissingDependencyError
 
-            raise MissingDependencyError(
-                "telemetry= needs opentelemetry-api: pip install 'schemagen[otel]'") from None
+            raise MissingDependencyError("telemetry=", "otel", "opentelemetry-api") from None
         return None
     config = setting if isinstance(setting, Telemetry) else Telemetry()
     from schemagen import __version__
@@ -122,8 +121,8 @@ class TelemetryObserver:
     def batch(self, name: str, attributes: dict[str, Any]) -> _BatchSpan | None:
         from opentelemetry import trace
 
-        span = self.tracer.start_span(f"extract_many {name}", context=self.parent, attributes={
-            "gen_ai.system": self.system, "schemagen.target": name, **attributes})
+        attrs = {"gen_ai.system": self.system, "schemagen.target": name, **attributes}
+        span = self.tracer.start_span(f"extract_many {name}", context=self.parent, attributes=attrs)
         if not span.is_recording():
             return None
         child = TelemetryObserver(self.tracer, self.system, self.content, trace.set_span_in_context(span))
@@ -162,7 +161,8 @@ def _set_error(span: Span, error: BaseException | None, *, content: bool) -> Non
     kind = type(error).__name__
     span.set_attribute("error.type", kind)
     # An error's message can quote the prompt and the output: content, so opt-in.
-    span.set_status(Status(StatusCode.ERROR, redact_text(f"{kind}: {error}")[:_MAX_TEXT] if content else kind))
+    description = redact_text(f"{kind}: {error}")[:_MAX_TEXT] if content else kind
+    span.set_status(Status(StatusCode.ERROR, description))
 
 
 class _SpanWatch:
@@ -294,7 +294,7 @@ class _SpanWatch:
             attrs["schemagen.output"] = _text(attempts[-1].output if attempts else "")
         span.set_attributes(attrs)
         _set_error(span, error, content=self.owner.content)
-        context.detach(self.token)  # type: ignore[arg-type]
+        context.detach(self.token)
         span.end()
 
     async def drain(self) -> None:

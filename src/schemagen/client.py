@@ -16,7 +16,7 @@ from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, TransportError
-from schemagen.observe import auto_observers, watch_run, with_retry
+from schemagen.observe import Observer, auto_observers, watch_run, with_retry
 from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
@@ -109,7 +109,7 @@ class Client:
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
-        self.backend = resolve_backend(
+        self.backend: Backend = resolve_backend(
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
         )
@@ -122,8 +122,8 @@ class Client:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
             raise ConfigurationError(NEEDS_TEMPLATE)
-        self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)
-        self.settings = Settings(
+        self.policy: RetryPolicy = retry_policy or RetryPolicy(max_retries=transport_retries)
+        self.settings: Settings = Settings(
             model=self.backend.model,
             mode=mode,
             system=system,
@@ -142,10 +142,10 @@ class Client:
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)
-        self.counter = Counter.from_count(count) if callable(count) else None
+        self.counter: Counter | None = Counter.from_count(count) if callable(count) else None
         # Observers of every run (hooks, OpenTelemetry): told by drive/adrive, never by the engine.
-        self.hooks = Hooks.coerce(hooks)
-        self.observers = (self.hooks, *auto_observers(telemetry, self.backend))
+        self.hooks: Hooks = Hooks.coerce(hooks)
+        self.observers: tuple[Observer, ...] = (self.hooks, *auto_observers(telemetry, self.backend))
 
     def on(self, event: str, fn: HookFunction, *, raise_errors: bool = False) -> HookFunction:
         """Call ``fn(event)`` on a hook event ("request", "response", "parse_error", "reask",

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
 from schemagen.engine.budget import Budget
-from schemagen.engine.modes import Rendered, RenderInput, get_mode
+from schemagen.engine.modes import Mode, Rendered, RenderInput, get_mode
 from schemagen.engine.pricing import estimate_cost, price_for, with_cost
 from schemagen.engine.repetition import REPETITION
 from schemagen.errors import (
@@ -128,17 +128,17 @@ class ExtractionRun(Generic[T]):
             strict = False
         self.spec: ToolSpec = build_tool(target, strict)
         self.settings = settings
-        self.mode = get_mode(settings.mode)
+        self.mode: Mode = get_mode(settings.mode)
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
-        self.counter = counter or counter_for(settings.model)
-        self.trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report])
-        self.usage = Usage()
-        self.done = False
-        self.debug = debug_enabled(settings.debug)
-        self.input_tokens = self.counter(text)
-        self.budgets = _budgets(settings.budget)
+        self.counter: Counter = counter or counter_for(settings.model)
+        self.trace: Trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report])
+        self.usage: Usage = Usage()
+        self.done: bool = False
+        self.debug: bool = debug_enabled(settings.debug)
+        self.input_tokens: int = self.counter(text)
+        self.budgets: tuple[Budget, ...] = _budgets(settings.budget)
         if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
             raise ConfigurationError(
                 f"A cost budget needs the price of {settings.model!r}, which is not in the price table. "

@@ -57,7 +57,11 @@ class Watch(Protocol):
 
 
 class Observer(Protocol):
-    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> Watch | None: ...
+    """Something the drivers report runs to: hooks, OpenTelemetry."""
+
+    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> Watch | None:
+        """A watch over one run, or ``None`` to sit this run out (then it costs nothing)."""
+        ...
 
 
 class BatchObservation(Protocol):

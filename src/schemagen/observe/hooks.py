@@ -28,6 +28,7 @@ from schemagen.trace import AttemptRecord
 
 if TYPE_CHECKING:
     from schemagen.engine.run import Extraction, ExtractionRun
+    from schemagen.observe import Watch
 
 __all__ = ["HOOK_NAMES", "HookEvent", "HookFunction", "HookName", "Hooks", "HooksSetting"]
 
@@ -70,7 +71,7 @@ class HookEvent:
 
 
 HookFunction = Callable[[HookEvent], Union[Awaitable[None], None]]  # noqa: UP007
-HooksSetting = Union["Hooks", Mapping[str, Union[HookFunction, Iterable[HookFunction]]], None]  # noqa: UP007
+HookFunctions = Union[HookFunction, Iterable[HookFunction]]  # noqa: UP007
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Hooks:
     _by_name: dict[str, list[_Registered]] = field(default_factory=dict)
 
     @classmethod
-    def coerce(cls, setting: HooksSetting) -> Hooks:
+    def coerce(cls, setting: Hooks | Mapping[str, HookFunctions] | None) -> Hooks:
         """``Client(hooks=...)``: a Hooks (used as is) or ``{event: fn or [fn, ...]}``."""
         if isinstance(setting, Hooks):
             return setting
@@ -113,10 +114,15 @@ class Hooks:
     def __bool__(self) -> bool:
         return any(self._by_name.values())
 
-    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> _HookWatch | None:
+    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> Watch | None:
+        """A watch over ``run`` that calls the hooks; ``None`` when none is registered."""
         if not self:
             return None
         return _HookWatch({k: list(v) for k, v in self._by_name.items() if v}, run, is_async)
+
+
+#: ``Client(hooks=...)``: a :class:`Hooks`, or ``{event: fn or [fn, ...]}``.
+HooksSetting = Union[Hooks, Mapping[str, HookFunctions], None]  # noqa: UP007
 
 
 class _HookWatch:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from schemagen.backends.base import Backend
     from schemagen.engine.run import Extraction, ExtractionRun
+    from schemagen.observe import BatchObservation, Observer, Watch
     from schemagen.trace import AttemptRecord
 
 __all__ = ["CONTENT_ENV", "Telemetry", "TelemetryObserver", "observer"]
@@ -104,7 +105,8 @@ class TelemetryObserver:
         self.content = content
         self.parent = parent  # an OTel Context: the batch span, for item runs
 
-    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> _SpanWatch | None:
+    def watch(self, run: ExtractionRun[Any], *, is_async: bool) -> Watch | None:
+        """Spans for ``run``; ``None`` when the tracer does not record (no SDK configured)."""
         settings = run.settings
         span = self.tracer.start_span(f"extract {run.spec.name}", context=self.parent, attributes={
             "gen_ai.operation.name": _operation(settings.mode),
@@ -118,7 +120,8 @@ class TelemetryObserver:
             return None
         return _SpanWatch(self, run, span)
 
-    def batch(self, name: str, attributes: dict[str, Any]) -> _BatchSpan | None:
+    def batch(self, name: str, attributes: dict[str, Any]) -> BatchObservation | None:
+        """A span for a batch, and the observer whose runs become its children."""
         from opentelemetry import trace
 
         attrs = {"gen_ai.system": self.system, "schemagen.target": name, **attributes}
@@ -134,7 +137,7 @@ def _operation(mode: str) -> str:
 
 
 class _BatchSpan:
-    def __init__(self, span: Span, observers: tuple[TelemetryObserver, ...]) -> None:
+    def __init__(self, span: Span, observers: tuple[Observer, ...]) -> None:
         self.span = span
         self.observers = observers
 

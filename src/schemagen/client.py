@@ -18,6 +18,7 @@ from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Setti
 from schemagen.errors import ConfigurationError, TransportError
 from schemagen.observe import Observer, auto_observers, watch_run, with_retry
 from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
+from schemagen.observe.otel import Telemetry
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -105,7 +106,7 @@ class Client:
         on_truncation: TruncationPolicy = "raise",
         budget: BudgetSetting = None,
         hooks: HooksSetting = None,
-        telemetry: Any = None,
+        telemetry: Telemetry | bool | None = None,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}

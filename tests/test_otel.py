@@ -188,3 +188,23 @@ def test_real_server_span_values(llama_server: LlamaServer, exporter: InMemorySp
     assert attempt.attributes["gen_ai.response.model"]  # llama.cpp names the model it served
     assert attempt.attributes["gen_ai.response.finish_reasons"][0] in ("tool_calls", "stop")
     assert root.attributes["schemagen.attempts"] == result.attempts
+
+
+def test_without_the_package_nothing_is_imported_and_explicit_telemetry_says_what_to_install(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    for name in [n for n in sys.modules if n == "opentelemetry" or n.startswith("opentelemetry.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # import opentelemetry now raises ImportError
+    sg = schemagen.Client(base_url=server.base_url, api_key=KEY, model="m")
+    assert len(sg.observers) == 1  # hooks only: the drivers get no watch, so no cost
+    assert sg.extract(Person, TEXT).name
+    with pytest.raises(schemagen.MissingDependencyError, match=r"schemagen\[otel\]"):
+        schemagen.Client(base_url=server.base_url, model="m", telemetry=schemagen.Telemetry(content=True))
+
+
+def test_new_names_are_exported() -> None:
+    assert {"Hooks", "HookEvent", "Telemetry"} <= set(schemagen.__all__)
+    assert schemagen.__version__ == "0.2.0"

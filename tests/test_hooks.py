@@ -137,9 +137,11 @@ def test_unknown_event_is_a_configuration_error(server: FaultServer) -> None:
 def test_module_level_extract_takes_hooks(server: FaultServer) -> None:
     seen: list[str] = []
     oa = openai.OpenAI(base_url=server.base_url, api_key=KEY, max_retries=0)
-    schemagen.extract(Person, "Ada is 36.", client=oa, model="m",
-                      hooks={"done": lambda e: seen.append(e.name)})
-    assert seen == ["done"]
+    for tag in ("first", "second"):  # a new callable each call: no client is cached for it
+        schemagen.extract(Person, "Ada is 36.", client=oa, model="m",
+                          hooks={"done": lambda e, tag=tag: seen.append(f"{tag} {e.name}")})
+    assert seen == ["first done", "second done"]
+    assert oa not in schemagen.client._by_openai_client
     assert "hooks" not in server.model_requests[0].body  # not passed through to the request
 
 

@@ -275,10 +275,11 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
     """A cached Client for the connection settings in ``kwargs`` (popped from it)."""
     conn = {k: kwargs.pop(k) for k in _CLIENT_KEYS if k in kwargs}
     oa = conn.pop("client", None)
-    key = tuple(sorted((k, repr(v) if k in ("backend", "hooks", "telemetry") else v)
-                     for k, v in conn.items() if k != "backend"))
+    key = tuple(sorted((k, repr(v) if k == "backend" else v) for k, v in conn.items() if k != "backend"))
     if conn.get("backend") is not None:
         return Client(**conn)
+    if conn.get("hooks") is not None or conn.get("telemetry") is not None:
+        return Client(client=oa, **conn)  # not cached: a cache keyed by callables would only grow
     env = tuple(os.environ.get(name) for name in ENV_VARS)
     with _lock:
         if oa is not None:

@@ -32,13 +32,15 @@ from schemagen.errors import (
     UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.observe.hooks import HookEvent, Hooks
+from schemagen.observe.otel import Telemetry
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
 from schemagen.tokens import count_tokens
 from schemagen.trace import AttemptRecord, Trace
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIConnectionError",
@@ -60,6 +62,8 @@ __all__ = [
     "Example",
     "Extraction",
     "ExtractionError",
+    "HookEvent",
+    "Hooks",
     "KeywordEnforcement",
     "MissingDependencyError",
     "ModeUnsupportedError",
@@ -74,6 +78,7 @@ __all__ = [
     "SchemagenError",
     "ServerError",
     "Settings",
+    "Telemetry",
     "TemplateError",
     "TemplateSecurityError",
     "ToolCall",

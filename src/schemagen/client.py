@@ -16,6 +16,9 @@ from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, EmptyTextError, TransportError
+from schemagen.observe import Observer, auto_observers, watch_run, with_retry
+from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
+from schemagen.observe.otel import Telemetry
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -103,10 +106,12 @@ class Client:
         on_truncation: TruncationPolicy = "raise",
         budget: BudgetSetting = None,
         mode_cache: str | os.PathLike[str] | None = None,
+        hooks: HooksSetting = None,
+        telemetry: Telemetry | bool | None = None,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
-        self.backend = resolve_backend(
+        self.backend: Backend = resolve_backend(
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
         )
@@ -125,8 +130,8 @@ class Client:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
             raise ConfigurationError(NEEDS_TEMPLATE)
-        self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)
-        self.settings = Settings(
+        self.policy: RetryPolicy = retry_policy or RetryPolicy(max_retries=transport_retries)
+        self.settings: Settings = Settings(
             model=self.backend.model,
             mode=mode,
             system=system,
@@ -145,7 +150,15 @@ class Client:
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)
-        self.counter = Counter.from_count(count) if callable(count) else None
+        self.counter: Counter | None = Counter.from_count(count) if callable(count) else None
+        # Observers of every run (hooks, OpenTelemetry): told by drive/adrive, never by the engine.
+        self.hooks: Hooks = Hooks.coerce(hooks)
+        self.observers: tuple[Observer, ...] = (self.hooks, *auto_observers(telemetry, self.backend))
+
+    def on(self, event: str, fn: HookFunction, *, raise_errors: bool = False) -> HookFunction:
+        """Call ``fn(event)`` on a hook event ("request", "response", "parse_error", "reask",
+        "retry", "attempt", "done"); see :mod:`schemagen.observe.hooks`."""
+        return self.hooks.on(event, fn, raise_errors=raise_errors)
 
     # ------------------------------------------------------------ plumbing
 
@@ -155,34 +168,70 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
-            except TransportError as exc:
-                if run.rejected(exc):  # a capability answer: the run adapted, send again
-                    self._remember(run)
-                    continue
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-            self._remember(run)
-        return run.result()
+        watch = watch_run(self.observers, run)  # None when nothing observes
+        try:
+            while not run.done:
+                request = run.next_request()
+                if watch:
+                    watch.request(request)
+                try:
+                    send = partial(self.backend.complete, request)
+                    completion = self.policy.call(send, with_retry(watch, run.record_retry))
+                except TransportError as exc:
+                    if run.rejected(exc):  # a capability answer: the run adapted, send again
+                        self._remember(run)
+                        continue
+                    raise run.transport_failed(exc) from exc.__cause__
+                if watch:
+                    watch.response(completion)
+                run.receive(completion)
+                self._remember(run)
+                if watch:
+                    watch.received()
+            result = run.result()
+        except BaseException as exc:
+            if watch:
+                watch.finish(None, exc)
+            raise
+        if watch:
+            watch.finish(result, None)
+        return result
 
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
-        """Async twin of :meth:`drive`."""
-        while not run.done:
-            request = run.next_request()
-            try:
-                send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
-            except TransportError as exc:
-                if run.rejected(exc):
-                    self._remember(run)
-                    continue
-                raise run.transport_failed(exc) from exc.__cause__
-            run.receive(completion)
-            self._remember(run)
-        return run.result()
+        """Async twin of :meth:`drive`; async hooks are awaited after each report."""
+        watch = watch_run(self.observers, run, is_async=True)
+        try:
+            while not run.done:
+                request = run.next_request()
+                if watch:
+                    watch.request(request)
+                    await watch.drain()
+                try:
+                    send = partial(self.backend.acomplete, request)
+                    completion = await self.policy.acall(send, with_retry(watch, run.record_retry))
+                except TransportError as exc:
+                    if run.rejected(exc):
+                        self._remember(run)
+                        continue
+                    raise run.transport_failed(exc) from exc.__cause__
+                if watch:
+                    watch.response(completion)
+                    await watch.drain()
+                run.receive(completion)
+                self._remember(run)
+                if watch:
+                    watch.received()
+                    await watch.drain()
+            result = run.result()
+        except BaseException as exc:
+            if watch:
+                watch.finish(None, exc)
+                await watch.drain()
+            raise
+        if watch:
+            watch.finish(result, None)
+            await watch.drain()
+        return result
 
     def _remember(self, run: ExtractionRun[Any]) -> None:
         """Keep what the run learned about the endpoint, so the next run starts there (every
@@ -243,7 +292,8 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "mode_cache")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "mode_cache",
+                "hooks", "telemetry")
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()
@@ -262,6 +312,8 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
     key = tuple(sorted((k, repr(v) if k == "backend" else v) for k, v in conn.items() if k != "backend"))
     if conn.get("backend") is not None:
         return Client(**conn)
+    if conn.get("hooks") is not None or conn.get("telemetry") is not None:
+        return Client(client=oa, **conn)  # not cached: a cache keyed by callables would only grow
     env = tuple(os.environ.get(name) for name in ENV_VARS)
     with _lock:
         if oa is not None:

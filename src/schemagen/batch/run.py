@@ -32,7 +32,8 @@ from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
-from schemagen.tokens import count_messages, count_request, count_tools, counter_for
+from schemagen.observe import start_batch
+from schemagen.tokens import Counter, count_messages, count_request, count_tools, counter_for
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -149,26 +150,30 @@ class BatchRun(Generic[T]):
         self.concurrency = concurrency
         self.mode = mode
         self.progress_enabled = progress
-        self.text_field, self.id_field = text_field, id_field
+        self.text_field: str = text_field
+        self.id_field: str = id_field
         self.max_throttle_retries = max_throttle_retries
         self.poll_interval = poll_interval
         self.batch_fallback = batch_fallback
         self.batch_dir = batch_dir
-        self.resume, self.overwrite, self.retry_errors = resume, overwrite, retry_errors
-        self.budget = Budget.coerce(budget)
+        self.resume: bool = resume
+        self.overwrite: bool = overwrite
+        self.retry_errors: bool = retry_errors
+        self.budget: Budget | None = Budget.coerce(budget)
         # A backend that can't serve parallel requests (one local model) says so; honour it.
         cap = getattr(client.backend, "max_concurrency", None)
         in_flight = min(concurrency, cap) if isinstance(cap, int) and cap > 0 else concurrency
-        self.limiter = RateLimiter(concurrency=in_flight, rpm=rpm, tpm=tpm)
-        self.counts_tokens = self.limiter.needs_tokens or self.budget is not None
+        self.limiter: RateLimiter = RateLimiter(concurrency=in_flight, rpm=rpm, tpm=tpm)
+        self.counts_tokens: bool = self.limiter.needs_tokens or self.budget is not None
         self.base_client = client
         # Same backend (one connection pool, one loaded model), every request through the limiter.
-        self.client = copy.copy(client)
+        self.client: Client = copy.copy(client)
         self.client.backend = _LimitedBackend(client.backend, self)
         # The backend's own tokenizer when the Client has one (local models), else tiktoken.
-        self.counter = getattr(client, "counter", None) or counter_for(client.settings.model)
-        self.checkpoint = Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None
-        self.summary = BatchSummary(total=total)
+        self.counter: Counter = getattr(client, "counter", None) or counter_for(client.settings.model)
+        self.checkpoint: Checkpoint | None = (
+            Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None)
+        self.summary: BatchSummary = BatchSummary(total=total)
         self.done_ids: set[str] = set()
         self._reserved = 0
         self._unreachable_run = 0
@@ -236,6 +241,12 @@ class BatchRun(Generic[T]):
 
     async def _run(self) -> AsyncIterator[BatchResult[T]]:
         started = time.perf_counter()
+        # One batch span (OpenTelemetry) whose children are the items' extraction spans.
+        name = self.client.start(self.target, "", self.overrides).spec.name
+        self.client.observers, observations = start_batch(
+            self.client.observers, name, {"schemagen.batch.mode": self.mode,
+                                          "schemagen.batch.concurrency": self.concurrency})
+        error: BaseException | None = None
         try:
             self._preflight()
             if self.checkpoint is not None:
@@ -258,7 +269,12 @@ class BatchRun(Generic[T]):
                 yield result
             if self._fatal is not None:
                 raise self._fatal
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            for observation in observations:
+                observation.end(self.summary, error)
             self.summary.wall_s = time.perf_counter() - started
             if self.checkpoint is not None:
                 self.checkpoint.close()

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
 from schemagen.engine.budget import Budget
-from schemagen.engine.modes import AUTO, Rendered, RenderInput, get_mode
+from schemagen.engine.modes import AUTO, Mode, Rendered, RenderInput, get_mode
 from schemagen.engine.modes.json_object import SCHEMA_EXTENSION
 from schemagen.engine.negotiate import IGNORED, MAX_NEGOTIATION, Learned, Step, step_down
 from schemagen.engine.pricing import estimate_cost, price_for, with_cost
@@ -143,7 +143,7 @@ class ExtractionRun(Generic[T]):
         self.spec: ToolSpec = build_tool(target, strict)
         self.settings = settings
         self.auto = settings.mode == AUTO
-        self.mode = get_mode(learned.mode if self.auto and learned else settings.mode)
+        self.mode: Mode = get_mode(learned.mode if self.auto and learned else settings.mode)
         self.completion_key = bool(learned and learned.completion_key)
         self.steps: list[Step] = []
         self.negotiated = 0  # requests spent finding what the server can do (not reasks)
@@ -154,20 +154,20 @@ class ExtractionRun(Generic[T]):
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
-        self.counter = counter or counter_for(settings.model)
-        self.trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report],
+        self.counter: Counter = counter or counter_for(settings.model)
+        self.trace: Trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report],
                            mode=self.mode.name)
         if self.auto and learned is not None and learned.changed:
             why = "; ".join(learned.steps) or "learned earlier"
             self.trace.notes.append(f"auto: starting at mode {self.mode.name!r}, learned earlier for this "
                                     f"endpoint and model ({why})")
-        self.usage = Usage()
-        self.done = False
-        self.debug = debug_enabled(settings.debug)
+        self.usage: Usage = Usage()
+        self.done: bool = False
+        self.debug: bool = debug_enabled(settings.debug)
         if self.debug and text:  # an empty text is only a batch's up-front schema check
             _print_enforcement(self.spec)
-        self.input_tokens = self.counter(text)
-        self.budgets = _budgets(settings.budget)
+        self.input_tokens: int = self.counter(text)
+        self.budgets: tuple[Budget, ...] = _budgets(settings.budget)
         if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
             raise ConfigurationError(
                 f"A cost budget needs the price of {settings.model!r}, which is not in the price table. "

@@ -34,11 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.llama_server import free_port  # noqa: E402
-
 import schemagen  # noqa: E402
 from schemagen.batch.run import aextract_many  # noqa: E402
 from schemagen.schema import build_tool  # noqa: E402
+from schemagen.testing import free_port  # noqa: E402
 
 CONCURRENCY = 64
 
@@ -64,7 +63,7 @@ def text(i: int) -> str:
 
 def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fault_server", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "schemagen.testing", "--port", str(port),
                              "--latency", str(latency)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"

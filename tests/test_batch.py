@@ -27,7 +27,7 @@ from schemagen.batch.ratelimit import Pacer, RateLimiter
 from schemagen.batch.records import Record, count_records, iter_records
 from schemagen.batch.run import BatchResult, aextract_many, extract_many
 from schemagen.errors import BudgetExceeded, ConfigurationError, RequestRejectedError
-from tests.fault_server import (
+from schemagen.testing import (
     FaultServer,
     malformed_arguments,
     rate_limit,

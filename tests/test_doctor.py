@@ -29,8 +29,8 @@ from schemagen.errors import ServerError
 from schemagen.exchange import Completion, ToolCall, Usage
 from schemagen.render.templates import ChatTemplate
 from schemagen.schema import build_tool
-from tests.fault_server import Behaviour, Call, FaultServer, completion_text, content, tool_call, truncated
-from tests.llama_server import LlamaServer
+from schemagen.testing import Behaviour, Call, FaultServer, completion_text, content, tool_call, truncated
+from schemagen.testing.llama import LlamaServer
 
 SPEC = build_tool(DoctorCity, False)
 GOOD_ARGS = {"name": "Paris", "country": "France"}

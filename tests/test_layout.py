@@ -141,7 +141,7 @@ def test_every_module_imports() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for name in _module_names():
-            if name.startswith("schemagen.__main__"):
+            if name.endswith(".__main__"):  # runs a program on import
                 continue
             importlib.import_module(name)
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import schemagen
-from tests.llama_server import LlamaServer
+from schemagen.testing.llama import LlamaServer
 
 pytestmark = pytest.mark.llama
 

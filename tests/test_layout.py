@@ -200,3 +200,21 @@ def test_old_parsers_path_warns_and_works() -> None:
     hermes_old = importlib.import_module("schemagen.parsers.hermes")
     hermes_new = importlib.import_module("schemagen.parse.formats.hermes")
     assert hermes_old is hermes_new
+
+
+def test_only_backends_and_the_client_touch_the_sdk() -> None:
+    """Network I/O lives in backends/ (client.py only accepts an SDK client from the caller)."""
+    allowed = ("schemagen.backends", "schemagen.client")
+    offenders = []
+    for name in _module_names():
+        if name.startswith(allowed):
+            continue
+        for node in ast.walk(ast.parse(_path_of(name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                targets = [node.module or ""]
+            else:
+                continue
+            offenders += [f"{name} imports {t}" for t in targets if t.split(".")[0] in ("openai", "httpx")]
+    assert not offenders, "\n".join(offenders)

@@ -28,11 +28,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import openai
-from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+
+from examples.invoice import Invoice  # noqa: E402
 
 import schemagen  # noqa: E402
 from schemagen.batch.run import aextract_many  # noqa: E402
@@ -40,21 +41,6 @@ from schemagen.schema import build_tool  # noqa: E402
 from schemagen.testing import free_port  # noqa: E402
 
 CONCURRENCY = 64
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
 
 
 def text(i: int) -> str:

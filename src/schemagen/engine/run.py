@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
 from schemagen.engine.budget import Budget
+from schemagen.engine.estimate import Estimator
 from schemagen.engine.modes import Rendered, RenderInput, get_mode
-from schemagen.engine.pricing import estimate_cost, price_for, with_cost
+from schemagen.engine.pricing import price_for, with_cost
 from schemagen.engine.repetition import REPETITION
 from schemagen.errors import (
     AttemptError,
@@ -43,7 +44,7 @@ from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
 from schemagen.render.messages import Example, build_messages, reask_messages
 from schemagen.schema import StrictSetting, ToolSpec, build_tool
-from schemagen.tokens import Counter, context_window, count_request, counter_for
+from schemagen.tokens import Counter, context_window, counter_for
 from schemagen.trace import (
     AttemptRecord,
     Trace,
@@ -133,6 +134,7 @@ class ExtractionRun(Generic[T]):
             self.spec, text, system=settings.system, examples=settings.examples
         )
         self.counter = counter or counter_for(settings.model)
+        self.estimator = Estimator(self.counter, settings.model)
         self.trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report])
         self.usage = Usage()
         self.done = False
@@ -192,7 +194,7 @@ class ExtractionRun(Generic[T]):
         return self.settings.max_context or context_window(self.settings.model)
 
     def prompt_tokens(self, request: Request) -> int:
-        return count_request(request, self.counter)
+        return self.estimator.prompt_tokens(request)
 
     def _room(self, window: int, prompt_tokens: int) -> int:
         """Tokens left for the output; estimates keep ESTIMATE_MARGIN of the window free."""
@@ -305,13 +307,7 @@ class ExtractionRun(Generic[T]):
 
     def estimate(self, request: Request) -> Usage:
         """What an attempt may spend: its prompt plus all of its output bound."""
-        prompt = self.prompt_tokens(request)
-        completion = request.max_tokens
-        if completion is None:
-            window = self.window()
-            completion = max(0, window - prompt) if window is not None else 0
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, requests=1,
-                     cost=estimate_cost(self.settings.model, prompt, completion))
+        return self.estimator.estimate(request, window=self.window())
 
     def _check_budgets(self, request: Request) -> None:
         if not self.budgets:

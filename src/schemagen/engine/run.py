@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, Union
@@ -82,13 +83,27 @@ class Settings:
     debug: bool | None = None
     template: Any = None
     constrain: bool = False
-    parallel_tool_calls: bool = True
+    # Ask for exactly one tool call: sends ``parallel_tool_calls: false`` (tools mode).
+    single_tool_call: bool = True
     # Output bounds (see schemagen.engine.bounds): True = the default rule, a BoundRule = custom
     # knobs, False = send no max_tokens unless the caller gives one.
     bounds: BoundRule | bool = True
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
     # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
     budget: BudgetSetting = None
+    #: Deprecated name of ``single_tool_call`` (True meant "send parallel_tool_calls: false").
+    parallel_tool_calls: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.parallel_tool_calls is not None:
+            warnings.warn(
+                "Settings(parallel_tool_calls=...) is now single_tool_call=... (same meaning: True "
+                "sends parallel_tool_calls: false); the old name goes away in the next release",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "single_tool_call", self.parallel_tool_calls)
+            object.__setattr__(self, "parallel_tool_calls", None)
 
 
 @dataclass
@@ -219,7 +234,7 @@ class ExtractionRun(Generic[T]):
             params=params,
             template=self.settings.template,
             constrain=self.settings.constrain,
-            parallel_tool_calls=self.settings.parallel_tool_calls,
+            single_tool_call=self.settings.single_tool_call,
         ))
 
     def next_request(self) -> Request:

@@ -1,6 +1,6 @@
 """Runaway generations with and without output bounds, on the real llama.cpp server.
 
-The runaway set (tests/data/runaway_texts.jsonl: texts with list and free-text
+The runaway set (benchmarks/data/runaway_texts.jsonl: texts with list and free-text
 fields) is extracted with SmolLM2-135M-Instruct (n_ctx 4096), once with the derived
 ``max_tokens`` (bounds on, the default) and once without (``bounds=False``: the server
 may generate until the context is full). The two modes alternate text by text, so
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tests.runaway_cases import Case, load_cases
+from benchmarks.runaway_cases import Case, load_cases
 
 import schemagen
 from schemagen.models import smollm2_gguf_path

@@ -21,7 +21,8 @@ def test_engine_and_batch_estimate_the_same_prompt() -> None:
     request = extraction.next_request()
     counter = counter_for("gpt-4o-mini")
     batch = Estimator(counter, "gpt-4o-mini", output_reserve=1024)
-    assert extraction.prompt_tokens(request) == batch.prompt_tokens(request) == count_request(request, counter)
+    expected = count_request(request, counter)
+    assert extraction.prompt_tokens(request) == batch.prompt_tokens(request) == expected
     assert batch.prompt_tokens(request) == batch.prompt_tokens(request)  # second time from the tool cache
     bound = request.max_tokens
     assert bound and extraction.estimate(request).completion_tokens == bound

@@ -218,3 +218,17 @@ def test_only_backends_and_the_client_touch_the_sdk() -> None:
                 continue
             offenders += [f"{name} imports {t}" for t in targets if t.split(".")[0] in ("openai", "httpx")]
     assert not offenders, "\n".join(offenders)
+
+
+def test_testing_kit_is_standalone() -> None:
+    """schemagen.testing uses the standard library only: a scripted server that shares no code
+    with the client it tests."""
+    graph = import_graph()
+    outside = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if module.startswith("schemagen.testing")
+        for target in targets
+        if not target.startswith("schemagen.testing")
+    )
+    assert not outside, "\n".join(outside)

@@ -3,7 +3,7 @@ helpers several judges share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from schemagen.doctor.report import CheckResult
 from schemagen.exchange import Completion
 from schemagen.parse.jsonfix import NotJSON, loads_strict
+from schemagen.render.lint import Finding
 from schemagen.schema import ToolSpec
 
 if TYPE_CHECKING:
@@ -64,6 +65,16 @@ def call_problem(spec: ToolSpec, completion: Completion) -> str | None:
     except ValidationError as exc:
         return f"arguments fail the schema ({exc.error_count()} errors): {preview(call.arguments)}"
     return None
+
+
+def judge_server_prompt(
+    check_id: str, findings: Sequence[Finding], how: str, passed: str, fix: str
+) -> CheckResult:
+    """The verdict from lint findings on the server's own prompt text: fail on the first."""
+    if findings:
+        evidence = tuple(f"{f} (server prompt via {how})" for f in findings)
+        return CheckResult(check_id, "fail", findings[0].message, evidence, fix)
+    return CheckResult(check_id, "pass", passed, (f"server prompt via {how}",))
 
 
 def cut_off(completion: Completion, max_tokens: int | None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from schemagen.doctor.checks.base import Check
+from schemagen.doctor.checks.base import Check, judge_server_prompt
 from schemagen.doctor.report import CheckResult
 from schemagen.render.lint import check_content_literals
 from schemagen.render.templates import normalize_messages
@@ -36,19 +36,8 @@ def judge_empty_content(
     )
     if server_prompt is not None:
         findings = check_content_literals(server_prompt, normalize_messages(messages))
-        if findings:
-            return CheckResult(
-                "empty-content",
-                "fail",
-                findings[0].message,
-                tuple(f"{f} (server prompt via {how})" for f in findings),
-                fix,
-            )
-        return CheckResult(
-            "empty-content",
-            "pass",
-            "no content literal in the server's prompt",
-            (f"server prompt via {how}",),
+        return judge_server_prompt(
+            "empty-content", findings, how, "no content literal in the server's prompt", fix
         )
     if server_empty is None or server_ref is None:
         return CheckResult("empty-content", "skip", "the server reports no prompt_tokens")

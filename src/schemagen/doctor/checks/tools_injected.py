@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from schemagen.doctor.checks.base import CALL_PROMPT, Check
+from schemagen.doctor.checks.base import CALL_PROMPT, Check, judge_server_prompt
 from schemagen.doctor.report import CheckResult
 from schemagen.render.lint import check_tools_present
 
@@ -29,15 +29,8 @@ def judge_tools_injected(
     )
     if server_prompt is not None:
         findings = check_tools_present(server_prompt, tools)
-        if findings:
-            return CheckResult(
-                "tools-injected", "fail", findings[0].message, (f"server prompt via {how}",), fix
-            )
-        return CheckResult(
-            "tools-injected",
-            "pass",
-            "the tool is named in the server's prompt",
-            (f"server prompt via {how}",),
+        return judge_server_prompt(
+            "tools-injected", findings, how, "the tool is named in the server's prompt", fix
         )
     if with_tools is None or without_tools is None:
         return CheckResult("tools-injected", "skip", "the server reports no prompt_tokens")

@@ -417,7 +417,9 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the scripted OpenAI-compatible fault server.")
+    parser = argparse.ArgumentParser(
+        prog="python -m schemagen.testing", description="Serve the scripted OpenAI-compatible fault server."
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--fault-every", type=int, default=0, help="answer every Nth model call with a fault")

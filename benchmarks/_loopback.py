@@ -1,8 +1,5 @@
-"""The scripted loopback server, for benchmarks: ``from _loopback import FaultServer``.
-
-Benchmarks are run as scripts (``python benchmarks/x.py``), so ``tests`` isn't on the
-path; this module puts the repository root there and re-exports
-:mod:`tests.fault_server`. Run it to measure the server itself::
+"""Throughput of the scripted loopback server (:mod:`schemagen.testing`), which the
+benchmarks use for faults and load. Run it to measure the server itself::
 
     python benchmarks/_loopback.py                      # in-process, 64 clients, 0 and 50 ms
     python benchmarks/_loopback.py --subprocess         # server in its own process
@@ -26,12 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from schemagen.testing import FaultServer
 
-from tests.fault_server import *  # noqa: E402, F403
-from tests.fault_server import FaultServer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TOOLS = [{"type": "function", "function": {"name": "Person", "parameters": {
     "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -70,7 +64,7 @@ def main() -> None:
         if args.subprocess:
             port = 18000 + os.getpid() % 1000
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.fault_server", "--port", str(port), "--latency", str(latency)],
+                [sys.executable, "-m", "schemagen.testing", "--port", str(port), "--latency", str(latency)],
                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
             try:
                 base_url = proc.stdout.readline().strip()  # printed once it listens

@@ -28,34 +28,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import openai
-from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.llama_server import free_port  # noqa: E402
+from examples.invoice import Invoice  # noqa: E402
 
 import schemagen  # noqa: E402
 from schemagen.batch.run import aextract_many  # noqa: E402
 from schemagen.schema import build_tool  # noqa: E402
+from schemagen.testing import free_port  # noqa: E402
 
 CONCURRENCY = 64
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
 
 
 def text(i: int) -> str:
@@ -64,7 +49,7 @@ def text(i: int) -> str:
 
 def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fault_server", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "schemagen.testing", "--port", str(port),
                              "--latency", str(latency)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"

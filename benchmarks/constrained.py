@@ -28,6 +28,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -204,20 +205,52 @@ def valid(text: str) -> bool:
     return True
 
 
-def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any]:
-    import outlines
+@dataclass
+class Bench:
+    """One runtime's run: the backends compared, the prompt, and the samples gathered."""
 
-    print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
+    runtime: str
+    runs: int
+    ours: LocalBackend  # llguidance with fast-forward (the default)
+    noff: LocalBackend  # llguidance without fast-forward
+    oc: LocalBackend  # outlines_core through our loop
+    prompt: str
+    res: dict[str, Any]
+    omodel: Any = None
+    generators: dict[str, Any] = field(default_factory=dict)
+    gen_times: dict[str, list[float]] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    keep: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.samples.setdefault(name, []).append(value)
+
+    def extract(self, backend: LocalBackend, label: str) -> Any:
+        """One constrained extraction, its per-token wall, loop and model times recorded."""
+        c = backend.complete(Request("completions", {"prompt": self.prompt, "max_tokens": MAX_TOKENS},
+                                     constraint=SCHEMA))
+        n = c.usage.completion_tokens
+        self.add(label, c.raw["generate_ms"] / n)
+        self.add(f"_loop/{label}", c.raw["loop_overhead_ms"] / n)
+        self.add(f"_model/{label}", c.raw["model_ms"] / max(c.raw["decode_steps"], 1))
+        return c
+
+
+def load(runtime: str, runs: int, threads: int | None) -> Bench:
     started = time.perf_counter()
     opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads}
     ours = LocalBackend(**opts)
-    rt = ours._runtime
     print(f"model load {time.perf_counter() - started:.2f}s  device={ours.device}  path={ours.model_path}")
-    noff = LocalBackend(**opts, fast_forward=False)
-    prompt = render(ours)
-    res: dict[str, Any] = {"runtime": runtime, "device": ours.device, "threads": threads}
+    return Bench(runtime, runs, ours, LocalBackend(**opts, fast_forward=False),
+                 LocalBackend(**opts, engine="outlines_core"), render(ours),
+                 {"runtime": runtime, "device": ours.device, "threads": threads})
 
-    # ---- compile: ours
+
+def measure_compile(b: Bench) -> None:
+    """Grammar setup and compile: ours cold and warm, outlines_core through us, Outlines Generators."""
+    import outlines
+
+    ours, res = b.ours, b.res
     t = time.perf_counter()
     ours._engine()
     res["engine_setup_s"] = time.perf_counter() - t
@@ -232,96 +265,90 @@ def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any
         warm.append(time.perf_counter() - t)
         assert hit
     res["compile_warm_s"] = med(warm)
-    oc = LocalBackend(**opts, engine="outlines_core")
     t = time.perf_counter()
-    oc.compiled_grammar(SCHEMA)
+    b.oc.compiled_grammar(SCHEMA)
     res["oc_compile_cold_s"] = time.perf_counter() - t  # engine setup + index
 
-    # ---- compile: Outlines, a new Generator per request
-    omodel = outlines_model_for(ours)
-    gen_times: dict[str, list[float]] = {"outlines_core": [], "llguidance": []}
-    generators: dict[str, Any] = {}
+    # Outlines: a new Generator per request
+    b.omodel = outlines_model_for(ours)
+    b.gen_times = {"outlines_core": [], "llguidance": []}
     for _ in range(3):
-        for name in gen_times:
+        for name in b.gen_times:
             t = time.perf_counter()
-            generators[name] = outlines.Generator(omodel, Contact, backend=name)
-            gen_times[name].append(time.perf_counter() - t)
-    res["outlines_generator_s"] = {k: v for k, v in gen_times.items()}
+            b.generators[name] = outlines.Generator(b.omodel, Contact, backend=name)
+            b.gen_times[name].append(time.perf_counter() - t)
+    res["outlines_generator_s"] = dict(b.gen_times)
 
-    # warm-up (numba JIT for Outlines' numpy kernels, lazy lexers, caches)
-    outlines_call(ours, generators["outlines_core"], prompt, 2)
-    outlines_call(ours, generators["llguidance"], prompt, 2)
-    ours.complete(Request("completions", {"prompt": prompt, "max_tokens": 4}, constraint=SCHEMA))
 
-    # ---- per-token, interleaved repetitions
-    samples: dict[str, list[float]] = {}
-    keep: dict[str, Any] = {}
+def warm_up(b: Bench) -> None:
+    """numba JIT for Outlines' numpy kernels, lazy lexers, caches."""
+    outlines_call(b.ours, b.generators["outlines_core"], b.prompt, 2)
+    outlines_call(b.ours, b.generators["llguidance"], b.prompt, 2)
+    b.ours.complete(Request("completions", {"prompt": b.prompt, "max_tokens": 4}, constraint=SCHEMA))
 
-    def add(name: str, value: float) -> None:
-        samples.setdefault(name, []).append(value)
 
-    def extract(backend: LocalBackend, label: str) -> Any:
-        c = backend.complete(Request("completions", {"prompt": prompt, "max_tokens": MAX_TOKENS},
-                                     constraint=SCHEMA))
-        n = c.usage.completion_tokens
-        add(label, c.raw["generate_ms"] / n)
-        add(f"_loop/{label}", c.raw["loop_overhead_ms"] / n)
-        add(f"_model/{label}", c.raw["model_ms"] / max(c.raw["decode_steps"], 1))
-        return c
+def measure_per_token(b: Bench) -> None:
+    """Per-token time of every contender, interleaved repetitions so drift hits all alike."""
+    import outlines
 
-    for _ in range(runs):
-        c_noff = keep["noff"] = extract(noff, "llguidance (ours, no fast-forward)")
-        c_ff = keep["ff"] = extract(ours, "llguidance (ours, fast-forward)")
-        keep["oc"] = extract(oc, "outlines_core (ours)")
+    ours, rt, prompt = b.ours, b.ours._runtime, b.prompt
+    for _ in range(b.runs):
+        c_noff = b.keep["noff"] = b.extract(b.noff, "llguidance (ours, no fast-forward)")
+        c_ff = b.keep["ff"] = b.extract(ours, "llguidance (ours, fast-forward)")
+        b.keep["oc"] = b.extract(b.oc, "outlines_core (ours)")
 
         tokens = rt.tokenize(c_noff.text, prompt=False)
-        add("unconstrained, same JSON", teacher_forced_s(ours, prompt, tokens) * 1000 / len(tokens))
+        b.add("unconstrained, same JSON", teacher_forced_s(ours, prompt, tokens) * 1000 / len(tokens))
         ff_tokens = rt.tokenize(c_ff.text, prompt=False)
-        add("_ff_same_json_total_ms", teacher_forced_s(ours, prompt, ff_tokens) * 1000)
-        add("_ff_total_ms", c_ff.raw["generate_ms"])
+        b.add("_ff_same_json_total_ms", teacher_forced_s(ours, prompt, ff_tokens) * 1000)
+        b.add("_ff_total_ms", c_ff.raw["generate_ms"])
 
         n = c_noff.usage.completion_tokens
         free = ours.complete(Request("completions", {"prompt": prompt, "max_tokens": n, "ignore_eos": True}))
         m = free.usage.completion_tokens
-        add("unconstrained, free-running", free.raw["generate_ms"] / m)
-        add("_loop/unconstrained, free-running", free.raw["loop_overhead_ms"] / m)
-        add("_model/unconstrained, free-running", free.raw["model_ms"] / max(free.raw["decode_steps"], 1))
+        b.add("unconstrained, free-running", free.raw["generate_ms"] / m)
+        b.add("_loop/unconstrained, free-running", free.raw["loop_overhead_ms"] / m)
+        b.add("_model/unconstrained, free-running", free.raw["model_ms"] / max(free.raw["decode_steps"], 1))
 
         for name in ("outlines_core", "llguidance"):
             label = "Outlines default (outlines_core)" if name == "outlines_core" else "Outlines + llguidance"
             # a new Generator per request is how Outlines is used for a new schema/request
-            g = outlines.Generator(omodel, Contact, backend=name)
+            g = outlines.Generator(b.omodel, Contact, backend=name)
             text, elapsed, calls = outlines_call(ours, g, prompt, MAX_TOKENS)
             n_out = len(rt.tokenize(text, prompt=False))
-            add(label, (elapsed - calls[0]) * 1000 / n_out)  # without the prompt's forward pass
-            add(f"_loop/{label}", (elapsed - sum(calls)) * 1000 / n_out)
-            keep[name] = (text, n_out)
+            b.add(label, (elapsed - calls[0]) * 1000 / n_out)  # without the prompt's forward pass
+            b.add(f"_loop/{label}", (elapsed - sum(calls)) * 1000 / n_out)
+            b.keep[name] = (text, n_out)
 
-    per_token = {k: best(v) for k, v in samples.items() if not k.startswith("_")}
-    medians = {k: med(v) for k, v in samples.items() if not k.startswith("_")}
-    res["per_token_ms"] = per_token
-    res["per_token_ms_median"] = medians
-    res["outside_model_us_per_token"] = {
-        k.split("/", 1)[1]: best(v) * 1000 for k, v in samples.items() if k.startswith("_loop/")
+    b.res["per_token_ms"] = {k: best(v) for k, v in b.samples.items() if not k.startswith("_")}
+    b.res["per_token_ms_median"] = {k: med(v) for k, v in b.samples.items() if not k.startswith("_")}
+    b.res["outside_model_us_per_token"] = {
+        k.split("/", 1)[1]: best(v) * 1000 for k, v in b.samples.items() if k.startswith("_loop/")
     }
-    base = per_token["unconstrained, same JSON"]
 
-    # ---- print
+
+def print_compile(b: Bench) -> None:
+    res = b.res
     print("\ngrammar compile")
     print(f"  ours: engine setup (once per model)      {res['engine_setup_s'] * 1000:9.1f} ms")
     print(f"  ours: compile cold (once per schema)     {res['compile_cold_s'] * 1000:9.2f} ms")
     print(f"  ours: warm, per request                  {res['compile_warm_s'] * 1000:9.4f} ms"
           f"   target <= 1 ms: {'OK' if res['compile_warm_s'] <= 0.001 else 'MISSED'}")
     print(f"  ours outlines_core: setup + compile cold  {res['oc_compile_cold_s'] * 1000:9.1f} ms")
-    for name, values in gen_times.items():
+    for name, values in b.gen_times.items():
         shown = ", ".join(f"{v * 1000:.0f}" for v in values)
         print(f"  Outlines Generator({name}), each new one: {shown} ms")
     print(f"  a new Outlines Generator / our warm path: "
-          f"{med(gen_times['outlines_core']) / res['compile_warm_s']:.0f}x")
+          f"{med(b.gen_times['outlines_core']) / res['compile_warm_s']:.0f}x")
 
-    print(f"\nper-token time (best of {runs} interleaved runs; median in parentheses; greedy)")
+
+def print_per_token(b: Bench) -> None:
+    """Per-token ratios against unconstrained decoding of the same JSON; records the overheads."""
+    per_token, samples = b.res["per_token_ms"], b.samples
+    base = per_token["unconstrained, same JSON"]
+    print(f"\nper-token time (best of {b.runs} interleaved runs; median in parentheses; greedy)")
     for name, value in per_token.items():
-        median = res["per_token_ms_median"][name]
+        median = b.res["per_token_ms_median"][name]
         print(f"  {name:36s} {value:7.2f} ms/token ({median:6.2f})  {value / base:5.2f}x")
     overhead = per_token["llguidance (ours, no fast-forward)"] / base - 1
     print(f"  constrained overhead, llguidance without fast-forward, wall clock: {overhead * 100:+.1f}%"
@@ -336,22 +363,26 @@ def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any
     print(f"  constrained overhead, in-run accounting: {loop_c * 1000:.0f} us/token in the loop vs "
           f"{loop_u * 1000:.0f} us unconstrained, model {model_pass:.2f} ms/pass -> {in_run * 100:+.2f}%")
     print("  time outside the model's forward passes (sampling, constraint, Python), best run:")
-    for name, value in res["outside_model_us_per_token"].items():
+    for name, value in b.res["outside_model_us_per_token"].items():
         print(f"    {name:36s} {value:8.0f} us/token")
     ff_ratio = best(samples["_ff_total_ms"]) / best(samples["_ff_same_json_total_ms"])
     print(f"  constrained extraction with fast-forward vs unconstrained generation of the same JSON: "
           f"{ff_ratio:.2f}x the time")
+    b.res.update(overhead_wall=overhead, overhead_in_run=in_run, ff_vs_unconstrained_same_json=ff_ratio)
 
-    ff = keep["ff"]
-    out_text, out_n = keep["outlines_core"]
-    lg_text, lg_n = keep["llguidance"]
+
+def print_tokens(b: Bench) -> None:
+    """Tokens per extraction: ours (compact, fast-forwarded) against Outlines' outputs."""
+    ff = b.keep["ff"]
+    out_text, out_n = b.keep["outlines_core"]
+    lg_text, lg_n = b.keep["llguidance"]
     print("\ntokens per extraction")
     print(f"  ours (compact, llguidance):  {ff.usage.completion_tokens:4d} tokens, "
           f"{ff.usage.completion_tokens - ff.raw['forced_tokens']} sampled "
           f"({ff.raw['forced_tokens']} fast-forwarded), valid={valid(ff.text)}")
     print(f"  Outlines default:            {out_n:4d} tokens, valid={valid(out_text)}")
     print(f"  Outlines + llguidance:       {lg_n:4d} tokens, valid={valid(lg_text)}")
-    same = same_object_tokens(ours, out_text)
+    same = same_object_tokens(b.ours, out_text)
     ratio_actual = ff.usage.completion_tokens / out_n
     print(f"  actual outputs: ours / Outlines default = {ratio_actual:.2f}x")
     if same is not None:
@@ -361,14 +392,24 @@ def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any
               f"  target <= 0.8x: {'OK' if total / out_n <= 0.8 else 'MISSED'}")
     print(f"  ours:     {ff.text}")
     print(f"  Outlines: {out_text}")
-    res.update(
-        overhead_wall=overhead, overhead_in_run=in_run, ff_vs_unconstrained_same_json=ff_ratio,
+    b.res.update(
         tokens={"ours": ff.usage.completion_tokens, "ours_forced": ff.raw["forced_tokens"],
                 "outlines_default": out_n, "outlines_llguidance": lg_n,
                 "same_object_ours": same},
         outputs={"ours": ff.text, "outlines_default": out_text, "outlines_llguidance": lg_text},
     )
-    return res
+
+
+def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any]:
+    print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
+    b = load(runtime, runs, threads)
+    measure_compile(b)
+    warm_up(b)
+    measure_per_token(b)
+    print_compile(b)
+    print_per_token(b)
+    print_tokens(b)
+    return b.res
 
 
 def plot(results: list[dict[str, Any]], path: str) -> None:

@@ -29,40 +29,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import openai
-from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.llama_server import free_port  # noqa: E402
+from examples.invoice import Invoice  # noqa: E402
 
 import schemagen  # noqa: E402
 from schemagen.schema import build_tool  # noqa: E402
+from schemagen.testing import free_port  # noqa: E402
 from schemagen.tokens import counter_for  # noqa: E402
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
-
 
 TEXT = "Invoice INV-7 from ACME Corp. 2 widgets at 15.25 each. Total 30.50 USD."
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fault_server", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "schemagen.testing", "--port", str(port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     for _ in range(100):

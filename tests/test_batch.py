@@ -27,7 +27,7 @@ from schemagen.batch.ratelimit import Pacer, RateLimiter
 from schemagen.batch.records import Record, count_records, iter_records
 from schemagen.batch.run import BatchResult, aextract_many, extract_many
 from schemagen.errors import BudgetExceeded, ConfigurationError, RequestRejectedError
-from tests.fault_server import (
+from schemagen.testing import (
     FaultServer,
     malformed_arguments,
     rate_limit,
@@ -595,3 +595,36 @@ def test_cli_batch_against_llama_cpp(llama_server: LlamaServer, tmp_path: Path, 
     assert proc.returncode in (0, 1), proc.stderr
     assert_each_once(out, [f"invoice-{i}.txt" for i in range(3)])
     assert "results" in proc.stderr and "tokens:" in proc.stderr
+
+
+def test_batch_transport_round_trip(server: FaultServer, tmp_path: Path) -> None:
+    """The backend's batch transport alone: upload, create, poll, download, list; typed errors."""
+    from schemagen.backends import create_backend
+    from schemagen.backends.batch_transport import BatchTransport
+    from schemagen.errors import TransportError
+
+    backend = create_backend("openai", model="m", base_url=server.base_url, api_key="test")
+    transport = backend.batch_transport()  # type: ignore[attr-defined]
+    assert isinstance(transport, BatchTransport)
+    body = {"model": "m", "messages": [{"role": "user", "content": "Ada"}], "tools": [
+        {"type": "function", "function": {"name": "Person", "parameters": {
+            "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}]}
+    requests = tmp_path / "requests.jsonl"
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+             for i in range(3)]
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    async def run() -> list[str]:
+        file_id = await transport.upload(requests)
+        job = await transport.create(file_id, "/v1/chat/completions", {"k": "v"})
+        while job.status not in ("completed", "failed", "expired", "cancelled"):
+            job = await transport.retrieve(job.id)
+        assert (job.status, job.done, job.error_file_id) == ("completed", 3, None)
+        assert job.output_file_id is not None
+        await transport.download(job.output_file_id, tmp_path / "out.jsonl")
+        assert [j.id for j in await transport.list()] == [job.id]
+        with pytest.raises(TransportError):
+            await transport.retrieve("batch_missing")
+        return [json.loads(line)["custom_id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+
+    assert asyncio.run(run()) == ["r0", "r1", "r2"]

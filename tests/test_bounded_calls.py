@@ -21,9 +21,8 @@ from schemagen import (
 from schemagen.engine.bounds import BoundRule, output_bound
 from schemagen.engine.pricing import PRICES, register_price
 from schemagen.engine.run import ExtractionRun, Settings
+from schemagen.testing import Call, FaultServer, StreamScript, StreamServer, respond, tool_call, truncated
 from schemagen.tokens import counter_for
-from tests.fault_server import Call, FaultServer, respond, tool_call, truncated
-from tests.stream_server import Script, StreamServer
 
 FAST = RetryPolicy(max_retries=0)
 TEXT = "Standup notes: Ann fixed the login bug, Bob is blocked on the staging database."
@@ -294,7 +293,7 @@ def streamer() -> Iterator[StreamServer]:
 
 
 def test_a_streamed_loop_is_stopped_early_and_raised_as_repetition(streamer: StreamServer) -> None:
-    streamer.scripts.append(Script(LOOP))
+    streamer.scripts.append(StreamScript(LOOP))
     sg = client(streamer, stream=True, max_tokens=2000)
     with pytest.raises(TruncatedError) as info:
         sg.extract(Notes, TEXT)
@@ -309,7 +308,7 @@ def test_a_streamed_loop_is_stopped_early_and_raised_as_repetition(streamer: Str
 
 
 async def test_a_streamed_loop_is_stopped_early_async(streamer: StreamServer) -> None:
-    streamer.scripts.append(Script(LOOP))
+    streamer.scripts.append(StreamScript(LOOP))
     with pytest.raises(TruncatedError) as info:
         await client(streamer, stream=True, max_tokens=2000).aextract(Notes, TEXT)
     assert info.value.reason == "repetition"
@@ -318,7 +317,7 @@ async def test_a_streamed_loop_is_stopped_early_async(streamer: StreamServer) ->
 
 
 def test_honest_long_streamed_output_is_untouched(streamer: StreamServer) -> None:
-    streamer.scripts += [Script(HONEST), Script(HONEST, usage=True)]
+    streamer.scripts += [StreamScript(HONEST), StreamScript(HONEST, usage=True)]
     sg = client(streamer, stream=True, max_tokens=2000)
     first = sg.extract_result(Notes, TEXT)
     assert first.value == Notes.model_validate_json(HONEST)
@@ -331,13 +330,13 @@ def test_honest_long_streamed_output_is_untouched(streamer: StreamServer) -> Non
 
 
 async def test_honest_long_streamed_output_is_untouched_async(streamer: StreamServer) -> None:
-    streamer.scripts.append(Script(HONEST))
+    streamer.scripts.append(StreamScript(HONEST))
     value = await client(streamer, stream=True, max_tokens=2000).aextract(Notes, TEXT)
     assert value == Notes.model_validate_json(HONEST)
 
 
 def test_without_the_guard_a_streamed_loop_runs_to_the_bound(streamer: StreamServer) -> None:
-    streamer.scripts.append(Script(LOOP))
+    streamer.scripts.append(StreamScript(LOOP))
     backend = schemagen.backends.create_backend("openai", model="m", base_url=streamer.base_url,
                                                 api_key="x", repetition_guard=False)
     sg = schemagen.Client(backend=backend, stream=True, retry_policy=FAST)
@@ -348,7 +347,7 @@ def test_without_the_guard_a_streamed_loop_runs_to_the_bound(streamer: StreamSer
 
 
 def test_a_repetition_can_be_reasked(streamer: StreamServer) -> None:
-    streamer.scripts += [Script(LOOP), Script(json.dumps(GOOD))]
+    streamer.scripts += [StreamScript(LOOP), StreamScript(json.dumps(GOOD))]
     result = client(streamer, stream=True, on_truncation="reask").extract_result(Notes, TEXT)
     assert result.value == Notes(**GOOD)
     second = streamer.requests[1].body

@@ -29,8 +29,8 @@ from schemagen.errors import ServerError
 from schemagen.exchange import Completion, ToolCall, Usage
 from schemagen.render.templates import ChatTemplate
 from schemagen.schema import build_tool
-from tests.fault_server import Behaviour, Call, FaultServer, completion_text, content, tool_call, truncated
-from tests.llama_server import LlamaServer
+from schemagen.testing import Behaviour, Call, FaultServer, completion_text, content, tool_call, truncated
+from schemagen.testing.llama import LlamaServer
 
 SPEC = build_tool(DoctorCity, False)
 GOOD_ARGS = {"name": "Paris", "country": "France"}
@@ -274,3 +274,15 @@ def test_doctor_against_llama_cpp(llama_server: LlamaServer) -> None:
     assert checks["generation-prompt"]["verdict"] == "pass"
     assert checks["empty-content"]["verdict"] == "pass"
     assert result.exit_code == 1
+
+
+def test_check_registry_one_module_per_check() -> None:
+    from schemagen.doctor import REGISTRY, get_check
+    from schemagen.errors import ConfigurationError
+
+    assert [check_id for check_id, _ in CHECKS] == list(REGISTRY)
+    for check_id, module in REGISTRY.items():
+        check = get_check(check_id)
+        assert check.id == check_id and check.run.__module__ == module and check.title
+    with pytest.raises(ConfigurationError, match="Known checks: forced-tool"):
+        get_check("no-such-check")

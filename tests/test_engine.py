@@ -153,3 +153,13 @@ def test_secrets_never_appear_in_traces_or_errors() -> None:
         r.receive(call({"name": "Ann", "age": 3}))
     assert secret not in str(info.value)
     assert secret not in json.dumps(info.value.trace.to_dict() if info.value.trace else {})
+
+
+def test_single_tool_call_and_its_deprecated_old_name() -> None:
+    assert run().next_request().body["parallel_tool_calls"] is False
+    assert "parallel_tool_calls" not in run(single_tool_call=False).next_request().body
+    with pytest.warns(DeprecationWarning, match="single_tool_call"):
+        old = Settings(model="m", parallel_tool_calls=False)
+    assert old.single_tool_call is False and old.parallel_tool_calls is None
+    extraction = ExtractionRun(Person, "Ann is 30.", old)
+    assert "parallel_tool_calls" not in extraction.next_request().body

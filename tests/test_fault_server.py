@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.fault_server import (
+from schemagen.testing import (
     FaultServer,
     completion_text,
     content,

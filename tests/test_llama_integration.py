@@ -10,31 +10,16 @@ from pathlib import Path
 
 import openai
 import pytest
-from pydantic import BaseModel
+from examples.invoice import Invoice, Item
 
 import schemagen
-from tests.llama_server import LlamaServer
+from schemagen.testing.llama import LlamaServer
 
 pytestmark = pytest.mark.llama
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Invoice INV-7 from ACME Corp. 2 widgets at 15.25 each. Total 30.50 USD."
 SAMPLING = {"temperature": 0.0, "seed": 7, "max_tokens": 400}
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
 
 
 def test_extract_invoice_sync(llama_server: LlamaServer) -> None:

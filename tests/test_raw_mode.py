@@ -25,8 +25,8 @@ from schemagen.models import smollm2_gguf_path
 from schemagen.render.messages import build_messages
 from schemagen.render.templates import ChatTemplate
 from schemagen.schema import build_tool
+from schemagen.testing import FaultServer, completion_text, status
 from schemagen.trace import describe_attempt, visible
-from tests.fault_server import FaultServer, completion_text, status
 from tests.llama_server import LlamaServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import random
 import time
 
 import pytest
+from benchmarks.runaway_cases import load_cases
 
 from schemagen.engine.repetition import RepetitionGuard, detect_repetition
-from tests.runaway_cases import load_cases
 
 FIRST = ["Ada", "Bela", "Chen", "Dara", "Emil", "Fatima", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena",
          "Mateo", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen", "Yara"]

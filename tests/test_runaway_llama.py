@@ -10,12 +10,12 @@ validation failure (ExtractionError) would mean a bug, not a model slip.
 from __future__ import annotations
 
 import pytest
+from benchmarks.runaway_cases import load_cases
 
 import schemagen
 from schemagen import TruncatedError
 from schemagen.trace import AttemptRecord
 from tests.llama_server import LlamaServer
-from tests.runaway_cases import load_cases
 
 pytestmark = pytest.mark.llama
 

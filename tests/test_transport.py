@@ -25,7 +25,7 @@ from schemagen import (
     ServerError,
     TruncatedError,
 )
-from tests.fault_server import (
+from schemagen.testing import (
     FaultServer,
     context_length_error,
     hang,

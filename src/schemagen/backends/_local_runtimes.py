@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import ctypes
 import hashlib
+import importlib
 import os
 import shutil
 import tempfile
@@ -153,21 +154,14 @@ class LlamaCppRuntime(Runtime):
 
     def __init__(self, path: Path, *, device: str, n_ctx: int | None, n_threads: int | None) -> None:
         super().__init__()
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "Local generation from a GGUF file", "local", package="llama-cpp-python"
-            ) from exc
+        self.device = _resolve_device("llama.cpp", device)
+        (llama_cpp,) = _runtime_modules("llama.cpp")
         self._lc = llama_cpp
         # Default: half the logical cores (the physical ones on SMT machines) for decoding and
         # for prompt batches alike. llama.cpp threads spin-wait on each other, so more threads
         # than free cores is ruinous: on a shared 2-core machine, 2 prompt threads took 7.7 s
         # for 60 tokens where 1 took 0.3 s, and 2 decode threads ran at 100+ ms/token.
         threads = n_threads or max((os.cpu_count() or 2) // 2, 1)
-        want_gpu = device in ("cuda", "gpu", "auto")
-        gpu_offload = bool(llama_cpp.llama_supports_gpu_offload())
-        self.device = "cuda" if want_gpu and gpu_offload else "cpu"
         if n_ctx is None:
             n_ctx = 4096
         self.llm = llama_cpp.Llama(
@@ -266,22 +260,9 @@ class TransformersRuntime(Runtime):
 
     def __init__(self, path: Path, *, device: str, n_ctx: int | None, n_threads: int | None) -> None:
         super().__init__()
-        try:
-            import torch
-            import transformers
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "Local generation from a Hugging Face model directory", "transformers",
-                package="torch/transformers",
-            ) from exc
+        self.device = _resolve_device("transformers", device)
+        torch, transformers = _runtime_modules("transformers")
         self._torch = torch
-        cuda = torch.cuda.is_available()
-        if device in ("cuda", "gpu", "auto"):
-            self.device = "cuda" if cuda else "cpu"
-        elif device == "cpu":
-            self.device = "cpu"
-        else:
-            raise ConfigurationError(f"Unknown device {device!r}; use 'auto', 'cuda' or 'cpu'")
         if n_threads and self.device == "cpu":
             torch.set_num_threads(n_threads)
         self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(str(path))
@@ -465,20 +446,38 @@ _RUNTIMES_LOCK = threading.Lock()
 LOAD_COUNT = {"count": 0}
 
 
+#: kind -> (what needs it, extra, package, modules): the one import check both runtimes use.
+_REQUIRES: dict[RuntimeKind, tuple[str, str, str, tuple[str, ...]]] = {
+    "llama.cpp": ("Local generation from a GGUF file", "local", "llama-cpp-python", ("llama_cpp",)),
+    "transformers": (
+        "Local generation from a Hugging Face model directory", "transformers", "torch/transformers",
+        ("torch", "transformers"),
+    ),
+}
+
+
+def _runtime_modules(kind: RuntimeKind) -> list[Any]:
+    """The runtime's modules, imported; MissingDependencyError with the pip extra otherwise."""
+    what, extra, package, modules = _REQUIRES[kind]
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except ImportError as exc:
+        raise MissingDependencyError(what, extra, package=package) from exc
+
+
 def _resolve_device(kind: RuntimeKind, device: str) -> str:
-    """Where a model asked for on ``device`` would run, so "auto" and "cuda" share a cache entry."""
+    """Where a model asked for on ``device`` runs: "cuda" when wanted and available, else "cpu".
+    Also the cache key, so "auto" and "cuda" share an entry."""
+    if device not in ("auto", "cuda", "gpu", "cpu"):
+        raise ConfigurationError(f"Unknown device {device!r}; use 'auto', 'cuda' or 'cpu'")
     if device == "cpu":
         return "cpu"
     try:
-        if kind == "llama.cpp":
-            import llama_cpp
-
-            return "cuda" if llama_cpp.llama_supports_gpu_offload() else "cpu"
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return device  # the runtime's constructor raises MissingDependencyError
+        main = _runtime_modules(kind)[0]
+    except MissingDependencyError:
+        return device  # the runtime's constructor raises it
+    available = main.llama_supports_gpu_offload() if kind == "llama.cpp" else main.cuda.is_available()
+    return "cuda" if available else "cpu"
 
 
 def load_runtime(

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - older openai releases use httpx
     import httpx as _http  # type: ignore[no-redef]
 
 from schemagen.backends.capability import capability_feature
+from schemagen.backends.openai_batches import OpenAIBatchTransport
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import (
     APIConnectionError,
@@ -349,6 +350,10 @@ class OpenAIBackend:
             self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
             self._async_loop = loop
         return self._async_client
+
+    def batch_transport(self) -> OpenAIBatchTransport:
+        """This endpoint's Files and Batches APIs, for ``mode='batch_api'``."""
+        return OpenAIBatchTransport(lambda: self.async_client)
 
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
         """The body to send: verbatim, less optional fields this server has refused before."""

@@ -4,7 +4,8 @@
    (``ExtractionRun.next_request()``), byte for byte what online mode would send, as one
    ``{"custom_id", "method", "url", "body"}`` line. The texts go to a side file indexed by
    id (offsets only in memory), so nothing is kept per record but its id.
-2. Upload the file(s), create the job(s), poll until they end.
+2. Upload the file(s), create the job(s), poll until they end: all through the backend's
+   batch transport (:mod:`schemagen.backends.batch_transport`), never the SDK directly.
 3. Download the output and error files and parse each answer with the core's parse
    stage (``ExtractionRun.receive``). An answer that fails validation is reasked online
    through the batch's Client, limiter and budget (``batch_fallback="online"``), or
@@ -43,6 +44,7 @@ from schemagen.exchange import Usage
 from schemagen.trace import describe_attempt
 
 if TYPE_CHECKING:
+    from schemagen.backends.batch_transport import BatchTransport
     from schemagen.batch.run import BatchRun
     from schemagen.engine.run import Extraction, ExtractionRun
 
@@ -109,11 +111,11 @@ async def run_batch_api(run: BatchRun[T], records: Iterator[Record]) -> AsyncIte
 class _Driver:
     def __init__(self, run: BatchRun[Any]) -> None:
         self.run = run
-        inner = run.base_client.backend
-        self.oa: Any = getattr(inner, "async_client", None)
-        if self.oa is None or not hasattr(self.oa, "batches"):
-            raise ConfigurationError("mode='batch_api' needs an OpenAI-compatible backend "
-                                     "(base_url= or client=)")
+        make = getattr(run.base_client.backend, "batch_transport", None)
+        if make is None:
+            raise ConfigurationError("mode='batch_api' needs a backend with a batch transport: the "
+                                     "OpenAI-compatible one (base_url= or client=)")
+        self.transport: BatchTransport = make()
         if run.batch_dir is not None:
             folder = Path(run.batch_dir)
         elif run.checkpoint is not None:
@@ -219,51 +221,38 @@ class _Driver:
     # ------------------------------------------------------------ 2-3. submit, poll, collect
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """A Files/Batches API call, with typed errors and the Client's transport retries."""
-        import openai
-
-        from schemagen.backends.openai_chat import map_openai_error
-
-        async def attempt() -> T:
-            try:
-                return await fn()
-            except openai.OpenAIError as exc:
-                raise map_openai_error(exc) from exc
-
-        return await self.run.client.policy.acall(attempt)
+        """A batch-transport call (typed errors already) with the Client's transport retries."""
+        return await self.run.client.policy.acall(fn)
 
     async def _submit(self) -> None:
-        job, oa = self.job, self.oa
+        job, transport = self.job, self.transport
         for chunk in job.chunks:
             if chunk.get("input_file_id") is None:
                 path = job.folder / chunk["file"]
-                uploaded = await self._call(partial(oa.files.create, file=path, purpose="batch"))
-                chunk["input_file_id"] = uploaded.id
+                chunk["input_file_id"] = await self._call(partial(transport.upload, path))
                 job.save()
             if chunk.get("batch_id") is None:
-                created = await self._call(partial(
-                    oa.batches.create, input_file_id=chunk["input_file_id"], endpoint=chunk["endpoint"],
-                    completion_window="24h", metadata={"schemagen_file": chunk["file"]}))
+                metadata = {"schemagen_file": chunk["file"]}
+                created = await self._call(
+                    partial(transport.create, chunk["input_file_id"], chunk["endpoint"], metadata))
                 chunk["batch_id"] = created.id
                 job.save()
             if chunk["batch_id"] not in self.run.summary.batch_ids:
                 self.run.summary.batch_ids.append(chunk["batch_id"])
 
     async def _poll(self) -> None:
-        job, oa = self.job, self.oa
+        job = self.job
         while True:
             states = []
             for chunk in job.chunks:
                 if chunk.get("status") in TERMINAL:
                     states.append(chunk)
                     continue
-                batch = await self._call(partial(oa.batches.retrieve, chunk["batch_id"]))
-                counts = batch.request_counts
+                batch = await self._call(partial(self.transport.retrieve, chunk["batch_id"]))
                 chunk.update(status=batch.status, output_file_id=batch.output_file_id,
-                             error_file_id=batch.error_file_id,
-                             done=(counts.completed + counts.failed) if counts else 0)
-                if batch.status == "failed" and batch.errors and batch.errors.data:
-                    chunk["errors"] = "; ".join(str(e.message) for e in batch.errors.data[:5])
+                             error_file_id=batch.error_file_id, done=batch.done)
+                if batch.status == "failed" and batch.errors:
+                    chunk["errors"] = "; ".join(batch.errors)
                 states.append(chunk)
             done = sum(int(c.get("done") or 0) for c in states)
             total = sum(int(c["count"]) for c in states)
@@ -275,7 +264,7 @@ class _Driver:
             await asyncio.sleep(self.run.poll_interval)
 
     async def _download(self) -> None:
-        job, oa = self.job, self.oa
+        job = self.job
         for chunk in job.chunks:
             for key in ("output_file_id", "error_file_id"):
                 file_id = chunk.get(key)
@@ -283,12 +272,7 @@ class _Driver:
                 if not file_id or target.exists():
                     continue
                 tmp = target.with_suffix(".part")
-
-                async def fetch(fid: str = file_id, dest: Path = tmp) -> None:
-                    async with oa.files.with_streaming_response.content(fid) as response:
-                        await response.stream_to_file(dest)
-
-                await self._call(fetch)
+                await self._call(partial(self.transport.download, file_id, tmp))
                 os.replace(tmp, target)
 
     async def _collect(self) -> AsyncIterator[BatchResult[Any]]:

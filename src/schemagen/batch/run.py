@@ -30,10 +30,11 @@ from schemagen.batch.records import Record, count_records, is_path, iter_records
 from schemagen.batch.results import BatchResult, BatchResults, BatchSummary, ErrorInfo
 from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
+from schemagen.engine.estimate import Estimator
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.observe import start_batch
-from schemagen.tokens import Counter, count_messages, count_request, count_tools, counter_for
+from schemagen.tokens import Counter, counter_for
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -171,13 +172,13 @@ class BatchRun(Generic[T]):
         self.client.backend = _LimitedBackend(client.backend, self)
         # The backend's own tokenizer when the Client has one (local models), else tiktoken.
         self.counter: Counter = getattr(client, "counter", None) or counter_for(client.settings.model)
+        self.estimator = Estimator(self.counter, client.settings.model, output_reserve=DEFAULT_OUTPUT_RESERVE)
         self.checkpoint: Checkpoint | None = (
             Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None)
         self.summary: BatchSummary = BatchSummary(total=total)
         self.done_ids: set[str] = set()
         self._reserved = 0
         self._unreachable_run = 0
-        self._tool_tokens: dict[tuple[int, ...], tuple[Any, int]] = {}
         self._stopping = False
         self._fatal: BaseException | None = None
         self._started = False
@@ -186,22 +187,8 @@ class BatchRun(Generic[T]):
     # ------------------------------------------------------------ shared state, used by the backend
 
     def estimate(self, request: Request) -> int:
-        """Prompt tokens (tiktoken) plus the output bound: what a provider counts against TPM."""
-        body = request.body
-        tools = body.get("tools")
-        if request.endpoint == "chat" and tools:
-            # Every request carries the same tool object: count it once, not per request.
-            key = tuple(id(t) for t in tools)
-            cached = self._tool_tokens.get(key)
-            if cached is None or cached[0] is not tools[0]:
-                if len(self._tool_tokens) > 64:  # tools rebuilt per request: don't grow without end
-                    self._tool_tokens.clear()
-                cached = (tools[0], count_tools(tools, self.counter))
-                self._tool_tokens[key] = cached
-            prompt = count_messages(body.get("messages", []), self.counter) + cached[1]
-        else:
-            prompt = count_request(request, self.counter)
-        return prompt + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
+        """Prompt tokens plus the output bound: what a provider counts against TPM."""
+        return self.estimator.estimate(request).total_tokens
 
     def book_budget(self, tokens: int) -> None:
         """Refuse a request whose estimate, on top of what is spent and in flight, would go over."""

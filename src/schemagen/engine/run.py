@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, Union
@@ -27,10 +28,11 @@ from pydantic import ValidationError
 
 from schemagen.engine.bounds import DEFAULT_RULE, Bound, BoundRule, fits, is_reasoning_model, output_bound
 from schemagen.engine.budget import Budget
+from schemagen.engine.estimate import Estimator
 from schemagen.engine.modes import AUTO, Mode, Rendered, RenderInput, get_mode
 from schemagen.engine.modes.json_object import SCHEMA_EXTENSION
 from schemagen.engine.negotiate import IGNORED, MAX_NEGOTIATION, Learned, Step, step_down
-from schemagen.engine.pricing import estimate_cost, price_for, with_cost
+from schemagen.engine.pricing import price_for, with_cost
 from schemagen.engine.reasoning import strip_reasoning
 from schemagen.engine.repetition import REPETITION
 from schemagen.errors import (
@@ -50,7 +52,7 @@ from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
 from schemagen.render.messages import Example, build_messages, reask_messages
 from schemagen.schema import StrictSetting, ToolSpec, build_tool
-from schemagen.tokens import Counter, context_window, count_request, counter_for
+from schemagen.tokens import Counter, context_window, counter_for
 from schemagen.trace import (
     AttemptRecord,
     Trace,
@@ -88,13 +90,27 @@ class Settings:
     debug: bool | None = None
     template: Any = None
     constrain: bool = False
-    parallel_tool_calls: bool = True
+    # Ask for exactly one tool call: sends ``parallel_tool_calls: false`` (tools mode).
+    single_tool_call: bool = True
     # Output bounds (see schemagen.engine.bounds): True = the default rule, a BoundRule = custom
     # knobs, False = send no max_tokens unless the caller gives one.
     bounds: BoundRule | bool = True
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
     # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
     budget: BudgetSetting = None
+    #: Deprecated name of ``single_tool_call`` (True meant "send parallel_tool_calls: false").
+    parallel_tool_calls: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.parallel_tool_calls is not None:
+            warnings.warn(
+                "Settings(parallel_tool_calls=...) is now single_tool_call=... (same meaning: True "
+                "sends parallel_tool_calls: false); the old name goes away in the next release",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "single_tool_call", self.parallel_tool_calls)
+            object.__setattr__(self, "parallel_tool_calls", None)
 
 
 @dataclass
@@ -155,6 +171,7 @@ class ExtractionRun(Generic[T]):
             self.spec, text, system=settings.system, examples=settings.examples
         )
         self.counter: Counter = counter or counter_for(settings.model)
+        self.estimator = Estimator(self.counter, settings.model)
         self.trace: Trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report],
                            mode=self.mode.name)
         if self.auto and learned is not None and learned.changed:
@@ -221,7 +238,7 @@ class ExtractionRun(Generic[T]):
         return self.settings.max_context or context_window(self.settings.model)
 
     def prompt_tokens(self, request: Request) -> int:
-        return count_request(request, self.counter)
+        return self.estimator.prompt_tokens(request)
 
     def _room(self, window: int, prompt_tokens: int) -> int:
         """Tokens left for the output; estimates keep ESTIMATE_MARGIN of the window free."""
@@ -246,7 +263,7 @@ class ExtractionRun(Generic[T]):
             params=params,
             template=self.settings.template,
             constrain=self.settings.constrain,
-            parallel_tool_calls=self.settings.parallel_tool_calls,
+            single_tool_call=self.settings.single_tool_call,
             relax=frozenset(self.relax),
         ))
 
@@ -338,13 +355,7 @@ class ExtractionRun(Generic[T]):
 
     def estimate(self, request: Request) -> Usage:
         """What an attempt may spend: its prompt plus all of its output bound."""
-        prompt = self.prompt_tokens(request)
-        completion = request.max_tokens
-        if completion is None:
-            window = self.window()
-            completion = max(0, window - prompt) if window is not None else 0
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, requests=1,
-                     cost=estimate_cost(self.settings.model, prompt, completion))
+        return self.estimator.estimate(request, window=self.window())
 
     def _check_budgets(self, request: Request) -> None:
         if not self.budgets:

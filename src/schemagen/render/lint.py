@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemagen.errors import TemplateError
-from schemagen.render.templates import ChatTemplate, Message, normalize_messages
+from schemagen.render.templates import ChatTemplate, Message, normalize_messages, with_system_block
 
 Severity = Literal["error", "warning", "info"]
 
@@ -211,13 +211,7 @@ def inject_tools_into_system(
         'To call a tool, reply with only a JSON object of the form {"name": "<tool name>", '
         '"arguments": {...}} whose arguments match the schema, and nothing else.'
     )
-    out = normalize_messages(messages)
-    if out and out[0].get("role") in ("system", "developer"):
-        system = out[0]["content"]
-        out[0]["content"] = f"{system}\n\n{block}" if system else block
-    else:
-        out.insert(0, {"role": "system", "content": block})
-    return out
+    return with_system_block(messages, block)
 
 
 def lint_prompt(

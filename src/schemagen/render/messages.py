@@ -101,16 +101,17 @@ def render_chat(
     *,
     model: str,
     params: Mapping[str, Any] | None = None,
-    parallel_tool_calls: bool = True,
+    single_tool_call: bool = True,
 ) -> Request:
-    """The exact chat-completions body: the forced tool, a named tool_choice, params passed through."""
+    """The exact chat-completions body: the forced tool, a named tool_choice, params passed through.
+    ``single_tool_call`` sends ``parallel_tool_calls: false``."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [dict(m) for m in messages],
         "tools": [spec.tool],
         "tool_choice": spec.tool_choice,
     }
-    if parallel_tool_calls:
+    if single_tool_call:
         body["parallel_tool_calls"] = False
     body.update({k: v for k, v in (params or {}).items() if v is not None})
     return Request(endpoint="chat", body=body)

@@ -348,6 +348,18 @@ class ChatTemplate:
         )
 
 
+def with_system_block(messages: Sequence[Message], block: str) -> list[dict[str, Any]]:
+    """Normalized messages with ``block`` appended to the system (or developer) message, or in a
+    new system message first when there is none; the input is not modified."""
+    out = normalize_messages(messages)
+    if out and out[0].get("role") in ("system", "developer"):
+        system = out[0]["content"]
+        out[0]["content"] = f"{system}\n\n{block}" if system else block
+    else:
+        out.insert(0, {"role": "system", "content": block})
+    return out
+
+
 def load_template(spec: str | Path | ChatTemplate) -> ChatTemplate:
     """A template from a path: ``.gguf`` file, HF folder, ``.json`` config, or a Jinja file.
 
@@ -451,4 +463,11 @@ def _gguf_metadata(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["ChatTemplate", "Message", "load_template", "normalize_messages", "template_from_backend"]
+__all__ = [
+    "ChatTemplate",
+    "Message",
+    "load_template",
+    "normalize_messages",
+    "template_from_backend",
+    "with_system_block",
+]

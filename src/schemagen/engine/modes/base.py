@@ -20,7 +20,7 @@ class RenderInput:
     params: Mapping[str, Any]
     template: Any = None  # a ChatTemplate, for modes that render the prompt themselves
     constrain: bool = False  # ask the backend to enforce the output schema itself
-    parallel_tool_calls: bool = True
+    single_tool_call: bool = True  # send parallel_tool_calls: false
     relax: frozenset[str] = frozenset()  # optional parts the server refused (json_object's schema)
 
 

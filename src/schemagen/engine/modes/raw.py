@@ -37,7 +37,7 @@ from schemagen.render.lint import (
     inject_tools_into_system,
     template_ignores_tools,
 )
-from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
+from schemagen.render.templates import ChatTemplate, load_template, normalize_messages, with_system_block
 from schemagen.schema import ToolSpec
 
 #: vLLM/SGLang extensions to /v1/completions: the prompt already holds its special tokens
@@ -158,13 +158,7 @@ def add_schema_instruction(messages: Sequence[Mapping[str, Any]], spec: ToolSpec
         f"Reply with only a JSON object for `{spec.name}` ({spec.description.strip()}), matching this "
         f"JSON schema:\n{json.dumps(spec.parameters, ensure_ascii=False)}"
     )
-    out = normalize_messages(messages)
-    if out and out[0].get("role") in ("system", "developer"):
-        system = out[0]["content"]
-        out[0]["content"] = f"{system}\n\n{block}" if system else block
-    else:
-        out.insert(0, {"role": "system", "content": block})
-    return out
+    return with_system_block(messages, block)
 
 
 def _fold_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:

@@ -16,7 +16,7 @@ class ToolsMode:
     def render(self, inp: RenderInput) -> Rendered:
         request = render_chat(
             inp.spec, inp.messages, model=inp.model, params=inp.params,
-            parallel_tool_calls=inp.parallel_tool_calls,
+            single_tool_call=inp.single_tool_call,
         )
         return Rendered(request)
 

@@ -16,7 +16,7 @@ class ToolsRequiredMode:
 
     def render(self, inp: RenderInput) -> Rendered:
         request = render_chat(inp.spec, inp.messages, model=inp.model, params=inp.params,
-                              parallel_tool_calls=inp.parallel_tool_calls)
+                              single_tool_call=inp.single_tool_call)
         request.body["tool_choice"] = "required"
         return Rendered(request)
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemagen.parse.formats.base import ParseReport
+from schemagen.parse.formats.base import ParsedCall, ParseReport
 from schemagen.parse.jsonfix import NotJSON, json_end, loads_lenient
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:\n?[ \t]*```\s*|\s*)$", re.DOTALL)
@@ -72,6 +72,44 @@ def decode_arguments(
         report.skipped.append(f"{what}: arguments are a {kind}, not an object: {preview(str(value))}")
         return False, None
     return True, value
+
+
+def leading_arguments(
+    text: str, report: ParseReport, what: str, missing: str, *, fence: bool = False
+) -> tuple[str, Any] | None:
+    """The arguments object ``text`` starts with, as ``(fragment, arguments)``: text after the
+    JSON is noted, the JSON and then the arguments decoded. None when there is none (``missing``
+    says so in ``skipped``) or it does not decode. ``fence``: a closing ```` ``` ```` after the JSON
+    is expected, not worth a note."""
+    split = leading_json(text)
+    if split is None:
+        report.skipped.append(f"{what}: {missing}: {preview(text)}")
+        return None
+    fragment, rest = split
+    if (rest.strip().strip("`") if fence else rest).strip():
+        report.notes.append(f"{what}: ignored text after the arguments: {preview(rest)}")
+    ok, value = decode_json(fragment, report, what)
+    if ok:
+        ok, value = decode_arguments(value, report, what)
+    return (fragment, value) if ok else None
+
+
+def envelope_calls(
+    value: Any, report: ParseReport, what: str, raw: str, *, shape: str, keep_id: bool = True,
+    show_item: bool = True,
+) -> None:
+    """Append a call for each ``{"name", "arguments"}`` envelope in ``value`` (one or a list);
+    an item without a name or arguments is skipped as "not a ``shape`` call" (showing the item,
+    or ``raw`` without ``show_item``)."""
+    for item in value if isinstance(value, list) else [value]:
+        name, arguments, call_id, has_arguments = envelope(item)
+        if not name or not has_arguments:
+            report.skipped.append(f"{what}: not a {shape} call: {preview(str(item) if show_item else raw)}")
+            continue
+        ok, arguments = decode_arguments(arguments, report, what)
+        if ok:
+            call_id = call_id if keep_id else None
+            report.calls.append(ParsedCall(name=name, arguments=arguments, raw=raw, id=call_id))
 
 
 def envelope(value: Any) -> tuple[str | None, Any, str | None, bool]:

@@ -16,9 +16,7 @@ import re
 from typing import Any
 
 from schemagen.parse.formats._support import (
-    decode_arguments,
-    decode_json,
-    leading_json,
+    leading_arguments,
     preview,
     strip_fence,
     valid_name,
@@ -82,18 +80,9 @@ class DeepSeekV3Parser:
             report.skipped.append(f"{what}: {preview(name)} is not a function name")
             return
         args_text = strip_fence(args_text.strip())
-        split = leading_json(args_text)
-        if split is None:
-            report.skipped.append(f"{what}: arguments of {name!r} are not JSON: {preview(args_text)}")
-            return
-        fragment, after = split
-        if after.strip().strip("`").strip():
-            report.notes.append(f"{what}: ignored text after the arguments: {preview(after)}")
-        ok, arguments = decode_json(fragment, report, what)
-        if ok:
-            ok, arguments = decode_arguments(arguments, report, what)
-        if ok:
-            report.calls.append(ParsedCall(name=name, arguments=arguments, raw=match.group(0)))
+        found = leading_arguments(args_text, report, what, f"arguments of {name!r} are not JSON", fence=True)
+        if found is not None:
+            report.calls.append(ParsedCall(name=name, arguments=found[1], raw=match.group(0)))
 
 
 PARSER = DeepSeekV3Parser()

@@ -14,9 +14,7 @@ import re
 from typing import Any
 
 from schemagen.parse.formats._support import (
-    decode_arguments,
-    decode_json,
-    leading_json,
+    leading_arguments,
     name_from_id,
     preview,
     tool_names,
@@ -76,18 +74,10 @@ class KimiK2Parser:
             # e.g. DeepSeek markers spelled in ASCII, which share <|tool_call_begin|> with Kimi.
             report.skipped.append(f"{what}: {preview(raw_id)} is not a call id")
             return
-        split = leading_json(args_text)
-        if split is None:
-            report.skipped.append(f"{what}: arguments are not a JSON object: {preview(args_text)}")
+        found = leading_arguments(args_text, report, what, "arguments are not a JSON object")
+        if found is None:
             return
-        fragment, rest = split
-        if rest.strip():
-            report.notes.append(f"{what}: ignored text after the arguments: {preview(rest)}")
-        ok, arguments = decode_json(fragment, report, what)
-        if ok:
-            ok, arguments = decode_arguments(arguments, report, what)
-        if not ok:
-            return
+        arguments = found[1]
         name = name_from_id(raw_id, known, report) if raw_id else None
         if not raw_id:
             report.notes.append(f"{what}: empty call id; the call's name is left open")

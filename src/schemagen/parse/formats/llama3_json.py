@@ -8,8 +8,8 @@ import re
 from itertools import pairwise
 from typing import Any
 
-from schemagen.parse.formats._support import decode_arguments, decode_json, envelope, preview
-from schemagen.parse.formats.base import ParsedCall, ParseReport
+from schemagen.parse.formats._support import decode_json, envelope_calls, preview
+from schemagen.parse.formats.base import ParseReport
 from schemagen.parse.jsonfix import json_spans
 
 _PYTHON_TAG = "<|python_tag|>"
@@ -46,16 +46,9 @@ class Llama3JSONParser:
             fragment = body[start:end]
             what = f"object {index}"
             ok, value = decode_json(fragment, report, what)
-            if not ok:
-                continue
-            for item in value if isinstance(value, list) else [value]:
-                name, arguments, _, has_arguments = envelope(item)
-                if not name or not has_arguments:
-                    report.skipped.append(f"{what}: not a {{name, parameters}} call: {preview(fragment)}")
-                    continue
-                ok, arguments = decode_arguments(arguments, report, what)
-                if ok:
-                    report.calls.append(ParsedCall(name=name, arguments=arguments, raw=fragment))
+            if ok:
+                envelope_calls(value, report, what, fragment, shape="{name, parameters}", keep_id=False,
+                               show_item=False)
         return report
 
 

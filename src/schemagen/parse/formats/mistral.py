@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from schemagen.parse.formats._support import (
-    decode_arguments,
     decode_json,
-    envelope,
+    envelope_calls,
+    leading_arguments,
     leading_json,
     preview,
     valid_name,
@@ -54,16 +54,8 @@ class MistralParser:
         if rest.strip():
             report.notes.append(f"{what}: ignored text after the JSON: {preview(rest)}")
         ok, value = decode_json(fragment, report, what)
-        if not ok:
-            return
-        for item in value if isinstance(value, list) else [value]:
-            name, arguments, call_id, has_arguments = envelope(item)
-            if not name or not has_arguments:
-                report.skipped.append(f"{what}: not a {{name, arguments}} call: {preview(str(item))}")
-                continue
-            ok, arguments = decode_arguments(arguments, report, what)
-            if ok:
-                report.calls.append(ParsedCall(name=name, arguments=arguments, raw=fragment, id=call_id))
+        if ok:
+            envelope_calls(value, report, what, fragment, shape="{name, arguments}")
 
     def _parse_named(self, segment: str, what: str, report: ParseReport) -> None:
         header, found_args, after = segment.partition(_ARGS)
@@ -83,18 +75,9 @@ class MistralParser:
         if not valid_name(name):
             report.skipped.append(f"{what}: {preview(name)} is not a function name")
             return
-        split = leading_json(after)
-        if split is None:
-            report.skipped.append(f"{what}: no JSON arguments after [ARGS]: {preview(after)}")
-            return
-        fragment, rest = split
-        if rest.strip():
-            report.notes.append(f"{what}: ignored text after the arguments: {preview(rest)}")
-        ok, arguments = decode_json(fragment, report, what)
-        if ok:
-            ok, arguments = decode_arguments(arguments, report, what)
-        if ok:
-            report.calls.append(ParsedCall(name=name, arguments=arguments, raw=_MARKER + segment, id=call_id))
+        found = leading_arguments(after, report, what, "no JSON arguments after [ARGS]")
+        if found is not None:
+            report.calls.append(ParsedCall(name=name, arguments=found[1], raw=_MARKER + segment, id=call_id))
 
 
 PARSER = MistralParser()

@@ -1,4 +1,4 @@
-"""The runaway set: texts with list and free-text fields, shared by the test and the benchmark."""
+"""The runaway set: texts with list and free-text fields, shared by the benchmark and the tests."""
 
 from __future__ import annotations
 

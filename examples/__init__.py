@@ -1,0 +1,1 @@
+"""Runnable examples; ``examples.invoice`` holds the shared Invoice/Item models."""

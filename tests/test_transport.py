@@ -102,7 +102,7 @@ def test_5xx_exhausts_transport_retries_into_a_typed_error(server: FaultServer) 
 def test_rate_limit_after_retries_is_a_rate_limit_error(server: FaultServer) -> None:
     server.enqueue(*[rate_limit(retry_after=0)] * 2)
     with pytest.raises(RateLimitError):
-        client(server, transport_retries=1, retry_policy=None).extract(Person, "x")
+        client(server, max_retries=1, retry_policy=None).extract(Person, "x")
     assert len(server.model_requests) == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable
 from functools import partial
@@ -25,6 +26,29 @@ T = TypeVar("T")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 ENV_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "SCHEMAGEN_MODEL")
 _SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}
+#: Settings of the OpenAI client itself: they configure the connection, never the JSON body.
+CONNECTION_KEYS = ("default_headers", "default_query", "organization", "project")
+#: Per-call request options, as the SDK names them: headers/query/timeout go on the request,
+#: extra_body is merged into the body.
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+DEFAULT_MAX_RETRIES = 3
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old}= is deprecated; use {new}= (same meaning). It will be removed in a later release.",
+                  DeprecationWarning, stacklevel=4)
+
+
+def split_request_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Pop the per-call request options out of ``values`` (so they never reach the body)."""
+    found = {k: values.pop(k) for k in REQUEST_OPTIONS if k in values}
+    if "http_client" in values:
+        raise ConfigurationError(
+            "http_client= is a setting of the openai client: pass client=openai.OpenAI(http_client=...) "
+            "and async_client=openai.AsyncOpenAI(http_client=...)")
+    if "max_completion_tokens" in values and "max_tokens" in values:
+        raise ConfigurationError("Pass max_tokens= or max_completion_tokens=, not both")
+    return found
 
 
 def endpoint_configured() -> bool:
@@ -42,31 +66,56 @@ def resolve_backend(
     timeout: float = 120.0,
     supports_strict: bool | None = None,
     local_options: dict[str, Any] | None = None,
+    async_client: openai.AsyncOpenAI | None = None,
+    connection: dict[str, Any] | None = None,
 ) -> Backend:
-    """Pick the backend: explicit > ``local:`` model > client > base_url/env > embedded default."""
+    """Pick the backend: explicit > ``local:`` model > client > base_url/env > embedded default.
+
+    ``connection``: :data:`CONNECTION_KEYS` for an OpenAI client schemagen makes; with
+    ``client=`` they belong on that client instead (ConfigurationError).
+    """
+    connection = {k: v for k, v in (connection or {}).items() if v is not None}
     if backend is not None:
         return backend
     model = model or os.environ.get("SCHEMAGEN_MODEL")
     if model and model.startswith("local:"):
         return create_backend("local", model=model[len("local:"):] or None, **(local_options or {}))
-    if client is not None:
+    if client is not None or async_client is not None:
         if not model:
             raise ConfigurationError("Pass model= (or set SCHEMAGEN_MODEL) together with client=")
+        if connection:
+            raise ConfigurationError(
+                f"{', '.join(sorted(connection))} are settings of your openai client: set them there "
+                "(openai.OpenAI(default_headers=...)), not on schemagen, when you pass client=")
         sync = client if isinstance(client, openai.OpenAI) else None
-        async_ = client if isinstance(client, openai.AsyncOpenAI) else None
+        async_ = client if isinstance(client, openai.AsyncOpenAI) else async_client
+        if sync is None and client is not None and async_client is not None:
+            raise ConfigurationError("client= must be a sync openai client when async_client= is given")
         return create_backend("openai", model=model, client=sync, async_client=async_,
                               supports_strict=supports_strict)
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")
     api_key = api_key or os.environ.get("OPENAI_API_KEY")
     if base_url or api_key or model:
         return create_backend("openai", model=model or DEFAULT_OPENAI_MODEL, base_url=base_url,
-                              api_key=api_key, timeout=timeout, supports_strict=supports_strict)
+                              api_key=api_key, timeout=timeout, supports_strict=supports_strict,
+                              **connection)
     if "local" not in BACKENDS:
         raise ConfigurationError(
             "No endpoint configured: set OPENAI_BASE_URL / OPENAI_API_KEY / SCHEMAGEN_MODEL, "
             "or pass client=, base_url= or model="
         )
     return create_backend("local", model=None, **(local_options or {}))
+
+
+def _retry_policy(given: RetryPolicy | None, max_retries: int | None, backend: Backend) -> RetryPolicy:
+    """One transport retry count: ``max_retries=``, else the caller's openai client's own
+    ``max_retries`` (its SDK retries are switched off, so it is counted once), else 3."""
+    if given is not None:
+        return given
+    if max_retries is None:
+        from_client = getattr(backend, "max_retries", None)
+        max_retries = from_client if isinstance(from_client, int) else DEFAULT_MAX_RETRIES
+    return RetryPolicy(max_retries=max_retries)
 
 
 class Client:
@@ -83,9 +132,11 @@ class Client:
         base_url: str | None = None,
         api_key: str | None = None,
         client: openai.OpenAI | openai.AsyncOpenAI | None = None,
+        async_client: openai.AsyncOpenAI | None = None,
         backend: Backend | None = None,
         retries: int = 2,
-        transport_retries: int = 3,
+        max_retries: int | None = None,
+        transport_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: float = 120.0,
         strict: StrictSetting = "auto",
@@ -104,10 +155,22 @@ class Client:
         budget: BudgetSetting = None,
         **params: Any,
     ) -> None:
+        """``retries``: validation reasks after the first attempt. ``max_retries``: transport
+        retries per request (429/5xx/timeouts/resets); default: your openai client's
+        ``max_retries`` with ``client=``, else 3. See docs/clients.md."""
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
+        if transport_retries is not None:
+            _deprecated("transport_retries", "max_retries")
+            max_retries = transport_retries if max_retries is None else max_retries
+        if "reasks" in params:
+            _deprecated("reasks", "retries")
+            retries = params.pop("reasks")
+        connection = {k: params.pop(k) for k in CONNECTION_KEYS if k in params}
+        transport = split_request_options(params)
         self.backend = resolve_backend(
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
+            async_client=async_client, connection=connection,
         )
         from schemagen.render.templates import load_template, template_from_backend
 
@@ -118,7 +181,7 @@ class Client:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
             raise ConfigurationError(NEEDS_TEMPLATE)
-        self.policy = retry_policy or RetryPolicy(max_retries=transport_retries)
+        self.policy = _retry_policy(retry_policy, max_retries, self.backend)
         self.settings = Settings(
             model=self.backend.model,
             mode=mode,
@@ -135,6 +198,7 @@ class Client:
             bounds=bounds,
             on_truncation=on_truncation,
             budget=budget,
+            transport=transport,
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)
@@ -174,8 +238,14 @@ class Client:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         settings = self.settings
         if overrides:
+            if "reasks" in overrides:
+                _deprecated("reasks", "retries")
+                overrides.setdefault("retries", overrides.pop("reasks"))
             if "retries" in overrides:
                 overrides["reasks"] = overrides.pop("retries")
+            transport = split_request_options(overrides)
+            if transport:
+                overrides["transport"] = {**settings.transport, **transport}
             if "examples" in overrides:
                 overrides["examples"] = tuple(overrides["examples"])
             params = {k: overrides.pop(k) for k in list(overrides) if k not in _SETTING_NAMES}
@@ -202,7 +272,11 @@ class Client:
         return (await self.aextract_result(target, text, **overrides)).value
 
     def close(self) -> None:
+        """Close the connections schemagen opened; a client you passed stays open."""
         self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"Client(backend={self.backend!r}, model={self.settings.model!r})"
 
     def __enter__(self) -> Client:
         return self
@@ -215,7 +289,8 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "max_retries",
+                "async_client", *CONNECTION_KEYS)
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()
@@ -225,7 +300,9 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
     """A cached Client for the connection settings in ``kwargs`` (popped from it)."""
     conn = {k: kwargs.pop(k) for k in _CLIENT_KEYS if k in kwargs}
     oa = conn.pop("client", None)
-    key = tuple(sorted((k, repr(v) if k == "backend" else v) for k, v in conn.items() if k != "backend"))
+    if oa is None and conn.get("async_client") is not None:
+        oa = conn.pop("async_client")
+    key = tuple(sorted((k, _hashable(v)) for k, v in conn.items() if k != "backend"))
     if conn.get("backend") is not None:
         return Client(**conn)
     env = tuple(os.environ.get(name) for name in ENV_VARS)
@@ -239,6 +316,16 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
         if full_key not in _by_config:
             _by_config[full_key] = Client(**conn)
         return _by_config[full_key]
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 @overload

@@ -223,12 +223,13 @@ class _Driver:
         import openai
 
         from schemagen.backends.openai_chat import map_openai_error
+        from schemagen.redact import RedactedError
 
         async def attempt() -> T:
             try:
                 return await fn()
             except openai.OpenAIError as exc:
-                raise map_openai_error(exc) from exc
+                raise map_openai_error(exc) from RedactedError.of(exc)
 
         return await self.run.client.policy.acall(attempt)
 

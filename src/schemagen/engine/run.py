@@ -88,6 +88,8 @@ class Settings:
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
     # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
     budget: BudgetSetting = None
+    # Per-call request options (extra_headers, extra_query, extra_body, timeout), as in the SDK.
+    transport: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -240,7 +242,7 @@ class ExtractionRun(Generic[T]):
         for note in rendered.notes:
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
-        request = rendered.request
+        request = with_request_options(rendered.request, self.settings.transport)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request,
@@ -481,6 +483,17 @@ class ExtractionRun(Generic[T]):
             raise RuntimeError("the extraction has not succeeded")
         return Extraction(self._value, len(self.trace.attempts), self.usage, self.trace)
 
+
+
+def with_request_options(request: Request, transport: Mapping[str, Any]) -> Request:
+    """``request`` with the SDK-style per-call options: ``extra_body`` merged into the body
+    (so traces, debug and Batch API lines show it), the rest as transport options."""
+    if not transport:
+        return request
+    body = {**request.body, **(transport.get("extra_body") or {})}
+    names = {"extra_headers": "headers", "extra_query": "params", "timeout": "timeout"}
+    options = {names[k]: v for k, v in transport.items() if k in names and v is not None}
+    return dataclasses.replace(request, body=body, options={**request.options, **options})
 
 
 def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:

@@ -335,7 +335,7 @@ def test_an_unreachable_server_stops_the_batch_and_retry_errors_redoes_them(
 ) -> None:
     server.default = reset()
     out = tmp_path / "out.jsonl"
-    first = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, transport_retries=0,
+    first = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, max_retries=0,
                          **conn(server))
     assert first.summary.stopped == "unreachable" and first.summary.exit_code == 1
     assert 20 <= len(first) <= 30 and not any(r.ok for r in first)

@@ -30,7 +30,7 @@ _SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}
 CONNECTION_KEYS = ("default_headers", "default_query", "organization", "project")
 #: Per-call request options, as the SDK names them: headers/query/timeout go on the request,
 #: extra_body is merged into the body.
-REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout", "max_retries")
 DEFAULT_MAX_RETRIES = 3
 
 
@@ -212,10 +212,11 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
+        policy = self._policy(run)
         while not run.done:
             request = run.next_request()
             try:
-                completion = self.policy.call(partial(self.backend.complete, request), run.record_retry)
+                completion = policy.call(partial(self.backend.complete, request), run.record_retry)
             except TransportError as exc:
                 raise run.transport_failed(exc) from exc.__cause__
             run.receive(completion)
@@ -223,15 +224,21 @@ class Client:
 
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Async twin of :meth:`drive`."""
+        policy = self._policy(run)
         while not run.done:
             request = run.next_request()
             try:
                 send = partial(self.backend.acomplete, request)
-                completion = await self.policy.acall(send, run.record_retry)
+                completion = await policy.acall(send, run.record_retry)
             except TransportError as exc:
                 raise run.transport_failed(exc) from exc.__cause__
             run.receive(completion)
         return run.result()
+
+    def _policy(self, run: ExtractionRun[Any]) -> RetryPolicy:
+        """The retry policy, with a per-call ``max_retries=`` when the call gave one."""
+        count = run.settings.transport.get("max_retries")
+        return self.policy if count is None else dataclasses.replace(self.policy, max_retries=count)
 
     def _run(self, target: Any, text: str, overrides: dict[str, Any]) -> ExtractionRun[Any]:
         if not isinstance(text, str):

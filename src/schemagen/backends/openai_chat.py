@@ -19,7 +19,7 @@ import dataclasses
 import email.utils
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import openai
@@ -347,6 +347,7 @@ class OpenAIBackend:
         self._given_async = async_client is not None
         self._own_sync = False  # True once self._client is one this backend made
         self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
+        self._closer: AsyncIterator[None] | None = None  # see _closed_with_loop
         host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
         host = host.rsplit("@", 1)[-1]
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
@@ -394,6 +395,9 @@ class OpenAIBackend:
             else:
                 self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
             self._async_loop = loop
+            if loop is not None:  # close the pool while its loop still runs (asyncio.run's shutdown)
+                self._closer = _closed_with_loop(self._async_client)
+                loop.create_task(_start(self._closer))
         return self._async_client
 
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
@@ -550,6 +554,22 @@ class OpenAIBackend:
 
     def __repr__(self) -> str:  # never show the key, nor userinfo in the URL
         return f"OpenAIBackend(model={self.model!r}, base_url={redact_url(self.base_url)!r})"
+
+
+async def _closed_with_loop(client: openai.AsyncOpenAI) -> AsyncIterator[None]:
+    """An async generator whose ``finally`` closes ``client``: ``asyncio.run`` finalises
+    every started async generator before it closes the loop, so the pool is closed in
+    the loop that opened it."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+async def _start(gen: AsyncIterator[None]) -> None:
+    with contextlib.suppress(StopAsyncIteration):
+        await gen.__anext__()
 
 
 def _discard(client: openai.AsyncOpenAI) -> None:

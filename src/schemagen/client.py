@@ -17,6 +17,7 @@ from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.errors import ConfigurationError, TransportError
+from schemagen.redact import register_mapping
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -42,6 +43,8 @@ def _deprecated(old: str, new: str) -> None:
 def split_request_options(values: dict[str, Any]) -> dict[str, Any]:
     """Pop the per-call request options out of ``values`` (so they never reach the body)."""
     found = {k: values.pop(k) for k in REQUEST_OPTIONS if k in values}
+    register_mapping(found.get("extra_headers"))
+    register_mapping(found.get("extra_query"), query=True)
     if "http_client" in values:
         raise ConfigurationError(
             "http_client= is a setting of the openai client: pass client=openai.OpenAI(http_client=...) "

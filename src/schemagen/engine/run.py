@@ -39,6 +39,7 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.parse.jsonfix import COMPLETED_NOTE
 from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
 from schemagen.render.messages import Example, build_messages, reask_messages
@@ -415,6 +416,13 @@ class ExtractionRun(Generic[T]):
             return
         record.output, record.source = recovered.raw, recovered.source
         record.notes += recovered.notes
+        if not cut and any(COMPLETED_NOTE in note for note in recovered.notes):
+            # A proxy or server that labels a cut-off "stop": the repair that closed the
+            # structure is the evidence. Never accepted as a value: reask, or TruncatedError.
+            record.notes.append(f"cut off although finish_reason={completion.finish_reason}: "
+                                "the JSON had to be closed by repair, so the value is not accepted")
+            self._truncated(record, completion, "length", mislabelled=True)
+            return
         if cut:
             self._truncated(record, completion, cut)
             return
@@ -428,21 +436,30 @@ class ExtractionRun(Generic[T]):
         record.outcome = "ok"
         self.done = True
 
-    def _truncated(self, record: AttemptRecord, completion: Completion, reason: str) -> None:
-        """Reask once with more room if the caller allows it, else raise TruncatedError."""
+    def _truncated(self, record: AttemptRecord, completion: Completion, reason: str,
+                   mislabelled: bool = False) -> None:
+        """Reask once with more room if the caller allows it, else raise TruncatedError.
+
+        ``on_truncation="reask"`` is one extra attempt of its own (it is granted with
+        ``retries=0`` too). A ``mislabelled`` cut-off (finish_reason said it ended) is
+        reasked like an invalid output, within ``retries``.
+        """
         record.outcome = "truncated"
         max_tokens = record.request.max_tokens
         partial = record.output or completion.text
         loop = str(completion.raw.get("repetition") or "")
         if reason == REPETITION:
             record.errors = f"stopped by the repetition guard ({loop or 'a loop'}; max_tokens={max_tokens})"
+        elif mislabelled:
+            record.errors = f"the output stopped inside the JSON (finish_reason={completion.finish_reason})"
         else:
             record.errors = f"finish_reason={completion.finish_reason} at max_tokens={max_tokens}"
-        if (self.settings.on_truncation == "reask" and not self._truncation_reasked
-                and len(self.trace.attempts) <= self.settings.reasks):
+        evidence = mislabelled and len(self.trace.attempts) <= self.settings.reasks
+        if (self.settings.on_truncation == "reask" and not self._truncation_reasked) or evidence:
             self._truncation_reasked = True
             self._bound_raised = reason == "length"
-            what = "repeated itself" if reason == REPETITION else f"reached max_tokens={max_tokens}"
+            what = ("repeated itself" if reason == REPETITION else "stopped early" if mislabelled
+                    else f"reached max_tokens={max_tokens}")
             self._reask = _Failure(partial or "{}", (
                 f"- the call was cut off: the output {what} before the arguments were complete. "
                 "Call again with every list item once and every string short."

@@ -299,6 +299,7 @@ class OpenAIBackend:
     """Chat and text completions over the OpenAI HTTP API, sync and async twins."""
 
     endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+    max_concurrency: int | None = None  # a server takes what the batch's concurrency allows
 
     def __init__(
         self,

@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -214,6 +216,10 @@ class _Driver:
                 out.close()
         if job.chunks:
             job.state["complete"] = True
+            # A unique id for this job, sent as batch metadata: a resume after a crash between
+            # batches.create and saving its id finds the job by it instead of paying twice.
+            job.state["run_id"] = uuid.uuid4().hex
+            job.state["created"] = time.time()
             job.save()
 
     # ------------------------------------------------------------ 2-3. submit, poll, collect
@@ -241,14 +247,39 @@ class _Driver:
                 uploaded = await self._call(partial(oa.files.create, file=path, purpose="batch"))
                 chunk["input_file_id"] = uploaded.id
                 job.save()
+            if chunk.get("batch_id") is None and chunk.get("creating"):
+                chunk["batch_id"] = await self._find_created(chunk)  # created, then a crash
             if chunk.get("batch_id") is None:
+                chunk["creating"] = True
+                job.save()
+                metadata = {"schemagen_file": chunk["file"], "schemagen_run": str(job.state.get("run_id"))}
                 created = await self._call(partial(
                     oa.batches.create, input_file_id=chunk["input_file_id"], endpoint=chunk["endpoint"],
-                    completion_window="24h", metadata={"schemagen_file": chunk["file"]}))
+                    completion_window="24h", metadata=metadata))
                 chunk["batch_id"] = created.id
                 job.save()
             if chunk["batch_id"] not in self.run.summary.batch_ids:
                 self.run.summary.batch_ids.append(chunk["batch_id"])
+
+    async def _find_created(self, chunk: dict[str, Any]) -> str | None:
+        """The id of a job this run created for ``chunk`` but didn't live to save (None if
+        there is none): batches are listed newest first and matched on their metadata."""
+        run_id, file, oa = self.job.state.get("run_id"), chunk["file"], self.oa
+        since = float(self.job.state.get("created") or 0) - 3600  # older jobs can't be ours
+
+        async def find() -> str | None:
+            async for batch in oa.batches.list(limit=100):
+                meta = batch.metadata or {}
+                if meta.get("schemagen_run") == run_id and meta.get("schemagen_file") == file:
+                    return str(batch.id)
+                if batch.created_at and batch.created_at < since:
+                    return None
+            return None
+
+        found = await self._call(find)
+        if found is not None:
+            self._status(f"batch API: re-attached to {found}")
+        return found
 
     async def _poll(self) -> None:
         job, oa = self.job, self.oa

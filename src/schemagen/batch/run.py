@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -30,6 +32,8 @@ from schemagen.batch.records import Record, count_records, is_path, iter_records
 from schemagen.batch.results import BatchResult, BatchResults, BatchSummary, ErrorInfo
 from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
+from schemagen.engine.pricing import with_cost
+from schemagen.engine.run import Settings
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.tokens import count_messages, count_request, count_tools, counter_for
@@ -165,6 +169,7 @@ class BatchRun(Generic[T]):
         # Same backend (one connection pool, one loaded model), every request through the limiter.
         self.client = copy.copy(client)
         self.client.backend = _LimitedBackend(client.backend, self)
+        self.client.settings = _without_budget(client.settings, self.budget)
         # The backend's own tokenizer when the Client has one (local models), else tiktoken.
         self.counter = getattr(client, "counter", None) or counter_for(client.settings.model)
         self.checkpoint = Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None
@@ -172,7 +177,8 @@ class BatchRun(Generic[T]):
         self.done_ids: set[str] = set()
         self._reserved = 0
         self._unreachable_run = 0
-        self._tool_tokens: dict[tuple[int, ...], tuple[Any, int]] = {}
+        self._tool_tokens: dict[str, int] = {}
+        self.tool_cache_misses = 0
         self._stopping = False
         self._fatal: BaseException | None = None
         self._started = False
@@ -185,15 +191,16 @@ class BatchRun(Generic[T]):
         body = request.body
         tools = body.get("tools")
         if request.endpoint == "chat" and tools:
-            # Every request carries the same tool object: count it once, not per request.
-            key = tuple(id(t) for t in tools)
+            # Every request carries the same tools (rebuilt per request, so keyed by content):
+            # count them once, not per request.
+            key = json.dumps(tools, sort_keys=True, default=str)
             cached = self._tool_tokens.get(key)
-            if cached is None or cached[0] is not tools[0]:
-                if len(self._tool_tokens) > 64:  # tools rebuilt per request: don't grow without end
+            if cached is None:
+                if len(self._tool_tokens) > 64:  # many different tools: don't grow without end
                     self._tool_tokens.clear()
-                cached = (tools[0], count_tools(tools, self.counter))
-                self._tool_tokens[key] = cached
-            prompt = count_messages(body.get("messages", []), self.counter) + cached[1]
+                cached = self._tool_tokens[key] = count_tools(tools, self.counter)
+                self.tool_cache_misses += 1
+            prompt = count_messages(body.get("messages", []), self.counter) + cached
         else:
             prompt = count_request(request, self.counter)
         return prompt + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
@@ -212,6 +219,8 @@ class BatchRun(Generic[T]):
             self._reserved -= tokens
 
     def charge(self, usage: Usage) -> None:
+        """Count an answer's usage once, priced first (so a ``max_cost`` budget can trip)."""
+        usage = with_cost(usage, self.client.settings.model)
         self.summary.usage = self.summary.usage + usage
         if self.budget is None:
             return
@@ -402,6 +411,18 @@ class BatchRun(Generic[T]):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _without_budget(settings: Settings, budget: Budget | None) -> Settings:
+    """``settings`` less ``budget``: the batch charges it once per answer, so the Client's
+    own charge of the same object (``Client(budget=b)`` and ``budget=b``) is dropped."""
+    if budget is None or settings.budget is None:
+        return settings
+    items = settings.budget if isinstance(settings.budget, list | tuple) else (settings.budget,)
+    kept = tuple(b for b in items if b is not budget)
+    if len(kept) == len(items):
+        return settings
+    return dataclasses.replace(settings, budget=kept or None)
 
 
 # ---------------------------------------------------------------- public API

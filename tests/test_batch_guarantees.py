@@ -6,6 +6,7 @@ what is left on disk and on the scripted Batch API server.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -24,7 +25,6 @@ from schemagen.batch import openai_batch as ob
 from schemagen.batch.checkpoint import Checkpoint
 from schemagen.batch.run import aextract_many, extract_many
 from tests.fault_server import FaultServer
-
 
 
 class Invoice(BaseModel):
@@ -174,4 +174,4 @@ def test_backends_that_serve_one_request_at_a_time_get_one_in_flight() -> None:
         results = extract_many(Invoice, texts(6), backend=backend, concurrency=8)
         assert all(r.ok for r in results)
         spans = sorted((r.time, r.finished or 0.0) for r in server.model_requests)
-        assert all(later[0] >= earlier[1] - 0.005 for earlier, later in zip(spans, spans[1:], strict=False))
+        assert all(later[0] >= earlier[1] - 0.005 for earlier, later in itertools.pairwise(spans))

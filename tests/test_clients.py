@@ -46,7 +46,8 @@ def _settings(kind: str, server: FaultServer) -> dict[str, Any]:
     if "Azure" in kind:
         return {**common, "api_key": KEY, "azure_endpoint": server.url, "azure_deployment": "dep1",
                 "api_version": "2024-10-21"}
-    return {**common, "api_key": KEY, "base_url": server.base_url, "organization": "org-1", "project": "proj-1"}
+    return {**common, "api_key": KEY, "base_url": server.base_url, "organization": "org-1",
+            "project": "proj-1"}
 
 
 KINDS: dict[str, Callable[..., Any]] = {
@@ -202,7 +203,8 @@ def test_non_json_200_is_a_retried_server_error(server: FaultServer) -> None:
     assert "not a JSON object" in result.trace.attempts[0].retries[0].error
     server.enqueue(*[status(200, "<html/>")] * 3)
     with pytest.raises(ServerError, match="not a JSON object"):
-        schemagen.Client(base_url=server.base_url, api_key=KEY, model="m", retry_policy=FAST).extract(Person, "x")
+        sg = schemagen.Client(base_url=server.base_url, api_key=KEY, model="m", retry_policy=FAST)
+        sg.extract(Person, "x")
 
 
 OPENAI_400 = {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -231,3 +233,17 @@ def test_max_completion_tokens_helpers_are_pure() -> None:
     assert not wants_max_completion_tokens("context length exceeded", body)
     assert not wants_max_completion_tokens(OPENAI_400["error"]["message"], {"model": "m"})
     assert use_max_completion_tokens(body) == {"model": "m", "max_completion_tokens": 5}
+
+
+def test_batch_api_calls_carry_the_callers_settings(server: FaultServer, tmp_path: Any) -> None:
+    server.batch_polls = 1
+    oa = openai.OpenAI(max_retries=0, **_settings("OpenAI", server))
+    sg = schemagen.Client(client=oa, model="m", retry_policy=FAST)
+    results = schemagen.extract_many(Person, ["Ada is 36.", "Bob is 7."], client=sg, mode="batch_api",
+                                     poll_interval=0.01, checkpoint=tmp_path / "out.jsonl")
+    assert all(r.ok for r in results)
+    api_calls = [r for r in server.requests if "/files" in r.path or "/batches" in r.path]
+    assert {r.path.split("/")[2] for r in api_calls} == {"files", "batches"}
+    for record in api_calls:  # upload, create, poll, download: all with the caller's settings
+        assert record.headers["x-team"] == "blue" and record.headers["authorization"] == f"Bearer {KEY}"
+        assert record.headers["openai-organization"] == "org-1" and record.query["tenant"] == "acme"

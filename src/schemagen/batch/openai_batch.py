@@ -41,7 +41,6 @@ from schemagen.errors import (
     ServerError,
     TransportError,
 )
-from schemagen.exchange import Usage
 from schemagen.trace import describe_attempt
 
 if TYPE_CHECKING:
@@ -116,6 +115,8 @@ class _Driver:
         if self.oa is None or not hasattr(self.oa, "batches"):
             raise ConfigurationError("mode='batch_api' needs an OpenAI-compatible backend "
                                      "(base_url= or client=)")
+        # The Client's retry policy retries these calls; the SDK's own retries would multiply it.
+        self.oa = self.oa.with_options(max_retries=0)
         if run.batch_dir is not None:
             folder = Path(run.batch_dir)
         elif run.checkpoint is not None:
@@ -189,7 +190,7 @@ class _Driver:
                 if run.budget is not None:
                     tokens = run.estimate(request)
                     try:
-                        run.budget.check(Usage(prompt_tokens=booked + tokens))
+                        run.budget.check(run.booked_usage(booked + tokens))
                     except BudgetExceeded as exc:
                         run.stop("budget", str(exc))
                         break

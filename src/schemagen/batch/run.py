@@ -32,7 +32,7 @@ from schemagen.batch.records import Record, count_records, is_path, iter_records
 from schemagen.batch.results import BatchResult, BatchResults, BatchSummary, ErrorInfo
 from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
-from schemagen.engine.pricing import with_cost
+from schemagen.engine.pricing import estimate_cost, with_cost
 from schemagen.engine.run import Settings
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
@@ -211,8 +211,13 @@ class BatchRun(Generic[T]):
             return
         if self._stopping and self.summary.stopped == "budget":
             raise BudgetExceeded("The batch budget is spent; nothing was sent.", spent=self.budget.spent)
-        self.budget.check(Usage(prompt_tokens=self._reserved + tokens))
+        self.budget.check(self.booked_usage(self._reserved + tokens))
         self._reserved += tokens
+
+    def booked_usage(self, tokens: int) -> Usage:
+        """Estimated tokens as a Usage a budget can check, priced as input (a lower bound of the
+        cost, so a ``max_cost`` budget refuses what surely won't fit)."""
+        return Usage(prompt_tokens=tokens, cost=estimate_cost(self.client.settings.model, tokens, 0))
 
     def unbook_budget(self, tokens: int) -> None:
         if self.budget is not None:

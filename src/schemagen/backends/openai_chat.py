@@ -332,7 +332,8 @@ class OpenAIBackend:
         self.max_retries: int | None = source.max_retries if source is not None else None
         if source is not None:
             base_url = str(source.base_url)
-            register_client_secrets(source)
+            for given in (client, async_client):
+                register_client_secrets(given)
         else:
             register_secret(api_key)
             register_mapping(default_headers)

@@ -168,6 +168,10 @@ def test_connection_keywords_with_a_client_are_refused() -> None:
         schemagen.Client(client=oa, model="m", default_headers={"x": "y"})
     with pytest.raises(ConfigurationError, match="http_client"):
         schemagen.Client(base_url="http://127.0.0.1:9/v1", model="m", http_client=object())
+    sg = schemagen.Client(client=oa, model="m")
+    with pytest.raises(ConfigurationError, match=r"not one call.*extra_headers="):
+        sg.extract(Person, "x", default_headers={"x": "y"})  # would have gone into the body
+    oa.close()
 
 
 def test_the_callers_max_retries_is_the_retry_count_counted_once(server: FaultServer) -> None:

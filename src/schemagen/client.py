@@ -253,6 +253,13 @@ class Client:
                 overrides.setdefault("retries", overrides.pop("reasks"))
             if "retries" in overrides:
                 overrides["reasks"] = overrides.pop("retries")
+            misplaced = sorted(k for k in (*CONNECTION_KEYS, "base_url", "api_key", "client", "async_client")
+                               if k in overrides)
+            if misplaced:
+                raise ConfigurationError(
+                    f"{', '.join(misplaced)} configure the connection, not one call: pass them to "
+                    "schemagen.Client(...) (or your openai client). Per call, use extra_headers=, "
+                    "extra_query=, extra_body=, timeout= or max_retries=.")
             transport = split_request_options(overrides)
             if transport:
                 overrides["transport"] = {**settings.transport, **transport}

@@ -266,3 +266,24 @@ def test_batch_api_calls_carry_the_callers_settings(server: FaultServer, tmp_pat
     for record in api_calls:  # upload, create, poll, download: all with the caller's settings
         assert record.headers["x-team"] == "blue" and record.headers["authorization"] == f"Bearer {KEY}"
         assert record.headers["openai-organization"] == "org-1" and record.query["tenant"] == "acme"
+
+
+def test_key_and_token_providers_are_carried_to_the_async_twin(server: FaultServer) -> None:
+    calls: list[str] = []
+
+    def token() -> str:
+        calls.append("token")
+        return "aad-token-0123456789"
+
+    azure = openai.AzureOpenAI(azure_endpoint=server.url, azure_deployment="dep1", api_version="2024-10-21",
+                               azure_ad_token_provider=token, max_retries=0)
+    plain = openai.OpenAI(api_key=lambda: "sk-provided-0123456789", base_url=server.base_url, max_retries=0)
+    server.enqueue(tool_call({"name": "Ada", "age": 36}), tool_call({"name": "Bob", "age": 7}))
+    assert asyncio.run(schemagen.Client(client=azure, model="m").aextract(Person, "x")).name == "Ada"
+    assert asyncio.run(schemagen.Client(client=plain, model="m").aextract(Person, "x")).name == "Bob"
+    first, second = server.model_requests
+    assert first.headers["authorization"] == "Bearer aad-token-0123456789" and calls
+    assert first.path == "/openai/deployments/dep1/chat/completions"
+    assert second.headers["authorization"] == "Bearer sk-provided-0123456789"
+    azure.close()
+    plain.close()

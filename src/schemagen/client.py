@@ -35,9 +35,9 @@ REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout", "max
 DEFAULT_MAX_RETRIES = 3
 
 
-def _deprecated(old: str, new: str) -> None:
+def _deprecated(old: str, new: str, stacklevel: int = 3) -> None:
     warnings.warn(f"{old}= is deprecated; use {new}= (same meaning). It will be removed in a later release.",
-                  DeprecationWarning, stacklevel=4)
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
 def split_request_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +249,7 @@ class Client:
         settings = self.settings
         if overrides:
             if "reasks" in overrides:
-                _deprecated("reasks", "retries")
+                _deprecated("reasks", "retries", stacklevel=5)
                 overrides.setdefault("retries", overrides.pop("reasks"))
             if "retries" in overrides:
                 overrides["reasks"] = overrides.pop("retries")

@@ -221,6 +221,7 @@ class Client:
             try:
                 completion = policy.call(partial(self.backend.complete, request), run.record_retry)
             except TransportError as exc:
+                exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
                 raise run.transport_failed(exc) from exc.__cause__
             run.receive(completion)
         return run.result()
@@ -234,6 +235,7 @@ class Client:
                 send = partial(self.backend.acomplete, request)
                 completion = await policy.acall(send, run.record_retry)
             except TransportError as exc:
+                exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
                 raise run.transport_failed(exc) from exc.__cause__
             run.receive(completion)
         return run.result()

@@ -1018,6 +1018,8 @@ class FaultServer:
 
     def _create_batch(self, body: JSON) -> Reply:
         endpoint = body.get("endpoint")
+        if endpoint in ("/chat/completions", "/completions"):  # Azure OpenAI's form
+            endpoint = "/v1" + endpoint
         if endpoint not in ("/v1/chat/completions", "/v1/completions"):
             return _error(400, f"Unsupported endpoint for the fault server: {endpoint!r}.", param="endpoint")
         if body.get("completion_window") != "24h":
@@ -1084,7 +1086,7 @@ class FaultServer:
             if not isinstance(custom_id, str) or not isinstance(item.get("body"), dict):
                 errors.append({"code": "missing_required_parameter", "line": number, "param": "custom_id",
                                "message": f"Line {number} needs a custom_id and a body."})
-            elif item.get("url") != batch["endpoint"]:
+            elif item.get("url") not in (batch["endpoint"], batch["endpoint"].removeprefix("/v1")):
                 errors.append({"code": "mismatched_url", "line": number, "param": "url",
                                "message": f"Line {number} has url {item.get('url')!r}, "
                                f"the batch is for {batch['endpoint']!r}."})

@@ -287,3 +287,21 @@ def test_key_and_token_providers_are_carried_to_the_async_twin(server: FaultServ
     assert second.headers["authorization"] == "Bearer sk-provided-0123456789"
     azure.close()
     plain.close()
+
+
+def test_batch_api_through_azure_uses_its_paths_and_key(server: FaultServer, tmp_path: Any) -> None:
+    server.batch_polls = 1
+    oa = openai.AzureOpenAI(max_retries=0, **_settings("AzureOpenAI", server))
+    results = schemagen.extract_many(Person, ["Ada is 36.", "Bob is 7."], client=oa, model="dep1",
+                                     mode="batch_api", poll_interval=0.01, checkpoint=tmp_path / "o.jsonl")
+    assert all(r.ok for r in results)
+    [batch] = server.batches.values()
+    assert batch["endpoint"] == "/v1/chat/completions"  # the server's normal form of "/chat/completions"
+    created = next(r for r in server.requests if r.method == "POST" and r.path.endswith("/batches"))
+    assert created.body["endpoint"] == "/chat/completions"
+    upload = next(r for r in server.requests if r.path.endswith("/files") and r.method == "POST")
+    assert b'"url": "/chat/completions"' in upload.raw_body
+    for record in server.requests:
+        if record.batch_id is None:  # HTTP requests, not the job's lines
+            assert record.headers["api-key"] == KEY and record.query["api-version"] == "2024-10-21"
+    oa.close()

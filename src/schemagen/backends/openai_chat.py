@@ -347,6 +347,8 @@ class OpenAIBackend:
         self._client = client
         self._async_client = async_client
         self._given_async = async_client is not None
+        #: the caller's client is an Azure OpenAI one (its Batch API paths differ)
+        self.azure = isinstance(source, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
         self._own_sync = False  # True once self._client is one this backend made
         self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
         self._closer: AsyncIterator[None] | None = None  # see _closed_with_loop

@@ -117,6 +117,9 @@ class _Driver:
                                      "(base_url= or client=)")
         # The Client's retry policy retries these calls; the SDK's own retries would multiply it.
         self.oa = self.oa.with_options(max_retries=0)
+        # Azure OpenAI's Batch API names the endpoint without the /v1 prefix.
+        azure = bool(getattr(inner, "azure", False))
+        self.urls = {k: v.removeprefix("/v1") if azure else v for k, v in URLS.items()}
         if run.batch_dir is not None:
             folder = Path(run.batch_dir)
         elif run.checkpoint is not None:
@@ -195,13 +198,14 @@ class _Driver:
                         run.stop("budget", str(exc))
                         break
                     booked += tokens
-                line = json.dumps({"custom_id": record.id, "method": "POST", "url": URLS[request.endpoint],
+                url = self.urls[request.endpoint]
+                line = json.dumps({"custom_id": record.id, "method": "POST", "url": url,
                                    "body": request.body}, ensure_ascii=False).encode() + b"\n"
                 if out is None or count >= MAX_REQUESTS or size + len(line) > MAX_BYTES:
                     if out is not None:
                         out.close()
                     name = f"requests-{len(job.chunks)}.jsonl"
-                    job.chunks.append({"file": name, "endpoint": URLS[request.endpoint], "count": 0})
+                    job.chunks.append({"file": name, "endpoint": url, "count": 0})
                     out = (job.folder / name).open("wb")
                     size = count = 0
                 out.write(line)

@@ -74,7 +74,8 @@ def reask_messages(
 
     ``function.arguments`` is always valid JSON (servers that decode the history reject
     anything else): output that isn't (prose instead of a call, a cut-off call) is sent
-    as ``{}`` and quoted in the tool result instead.
+    as ``{}`` and quoted in the tool result instead. The assistant's ``content`` is ``""``
+    rather than null, which every server accepts next to ``tool_calls``.
     """
     try:
         json.loads(failed_output)
@@ -85,7 +86,7 @@ def reask_messages(
         *messages,
         {
             "role": "assistant",
-            "content": None,
+            "content": "",  # not null: llama-cpp-python's server refuses a null content here
             "tool_calls": [{
                 "id": REASK_CALL_ID,
                 "type": "function",

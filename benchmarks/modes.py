@@ -72,7 +72,7 @@ def extra_requests(trace: Any) -> int:
 def real(base_url: str, rows: list[dict[str, Any]]) -> None:
     MEMORY.forget()
     clients = {mode: schemagen.Client(base_url=base_url, api_key="sk-local", model="smollm2", mode=mode,
-                                      retries=1, transport_retries=0, **SAMPLING) for mode in MODES}
+                                      retries=1, max_retries=0, **SAMPLING) for mode in MODES}
     stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     picked: dict[str, int] = defaultdict(int)
     for row in rows:

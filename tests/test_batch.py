@@ -79,6 +79,12 @@ def assert_each_once(path: Path, ids: list[str]) -> list[dict[str, Any]]:
     return records
 
 
+def default_sigint() -> None:
+    """In a child: SIGINT back to its default. A parent that ignores it (nohup, a background
+    runner) passes the ignore on, and the CLI rightly keeps ignoring it then."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def env_with_src(**extra: str) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, "OPENAI_API_KEY": "test", **extra}
@@ -335,7 +341,7 @@ def test_an_unreachable_server_stops_the_batch_and_retry_errors_redoes_them(
 ) -> None:
     server.default = reset()
     out = tmp_path / "out.jsonl"
-    first = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, transport_retries=0,
+    first = extract_many(Invoice, texts(100), concurrency=4, checkpoint=out, max_retries=0,
                          **conn(server))
     assert first.summary.stopped == "unreachable" and first.summary.exit_code == 1
     assert 20 <= len(first) <= 30 and not any(r.ok for r in first)
@@ -514,7 +520,8 @@ def test_cli_ctrl_c_exits_130_and_keeps_finished_items(tmp_path: Path, schema_fi
         proc = subprocess.Popen(
             [sys.executable, "-m", "schemagen", "batch", str(inputs), "--schema", schema_file,
              "--out", str(out), "--base-url", srv.base_url, "--model", "m", "--concurrency", "2"],
-            env=env_with_src(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            env=env_with_src(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=default_sigint)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 20):
             time.sleep(0.01)

@@ -35,7 +35,7 @@ def _fresh_memory() -> Iterator[None]:
 
 def client(server: LlamaServer, **kw: object) -> Client:
     return Client(base_url=server.base_url, api_key="sk-local", model="smollm2", retries=1,
-                  transport_retries=0, **SAMPLING, **kw)  # type: ignore[arg-type]
+                  max_retries=0, **SAMPLING, **kw)  # type: ignore[arg-type]
 
 
 def test_auto_keeps_tools_where_they_work(llama_server: LlamaServer) -> None:

@@ -212,7 +212,7 @@ def server() -> Iterator[FaultServer]:
 
 def raw_client(server: FaultServer, **kw: object) -> schemagen.Client:
     return schemagen.Client(base_url=server.base_url, api_key="x", model="m", mode="raw",
-                            template=ChatTemplate.from_string(CHATML), transport_retries=0, **kw)  # type: ignore[arg-type]
+                            template=ChatTemplate.from_string(CHATML), max_retries=0, **kw)  # type: ignore[arg-type]
 
 
 def test_field_case_off_spec_id_and_missing_end_marker_recovered(server: FaultServer) -> None:

@@ -34,7 +34,7 @@ SEEN: list[int] = []
 
 def test_reask_is_answered_by_the_real_server(llama_server: LlamaServer) -> None:
     sg = Client(base_url=llama_server.base_url, api_key="sk-local", model="smollm2", mode="tools",
-                retries=1, transport_retries=0, temperature=0.0, seed=7, max_tokens=100)
+                retries=1, max_retries=0, temperature=0.0, seed=7, max_tokens=100)
     SEEN.clear()
     result = sg.extract_result(Person, "Bob is 42 years old.")
     assert result.attempts == 2 and SEEN  # the first answer was refused, the reask answered

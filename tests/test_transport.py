@@ -102,7 +102,7 @@ def test_5xx_exhausts_transport_retries_into_a_typed_error(server: FaultServer) 
 def test_rate_limit_after_retries_is_a_rate_limit_error(server: FaultServer) -> None:
     server.enqueue(*[rate_limit(retry_after=0)] * 2)
     with pytest.raises(RateLimitError):
-        client(server, transport_retries=1, retry_policy=None).extract(Person, "x")
+        client(server, max_retries=1, retry_policy=None).extract(Person, "x")
     assert len(server.model_requests) == 2
 
 
@@ -145,8 +145,9 @@ def test_malformed_arguments_are_reasked_and_usage_is_summed(server: FaultServer
     assert result.usage.prompt_tokens == 200 and result.usage.completion_tokens == 20
     assert result.usage.cached_tokens == 80 and result.usage.requests == 2
     reask = server.model_requests[1].body["messages"]
-    assert reask[-2]["tool_calls"][0]["function"]["arguments"].startswith('{"name": "Ada"')
-    assert "age" in reask[-1]["content"]
+    # Unclosed JSON is a cut-off: the reask's arguments stay valid JSON, the output is quoted.
+    assert json.loads(reask[-2]["tool_calls"][0]["function"]["arguments"]) == {}
+    assert '{"name": "Ada", "age": "unknown"' in reask[-1]["content"]
 
 
 def test_usage_is_summed_on_failure_too(server: FaultServer) -> None:

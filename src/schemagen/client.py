@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable
 from functools import partial
@@ -19,6 +20,7 @@ from schemagen.errors import ConfigurationError, EmptyTextError, TransportError
 from schemagen.observe import Observer, auto_observers, watch_run, with_retry
 from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
 from schemagen.observe.otel import Telemetry
+from schemagen.redact import register_mapping
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
@@ -28,6 +30,31 @@ T = TypeVar("T")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 ENV_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "SCHEMAGEN_MODEL")
 _SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}
+#: Settings of the OpenAI client itself: they configure the connection, never the JSON body.
+CONNECTION_KEYS = ("default_headers", "default_query", "organization", "project")
+#: Per-call request options, as the SDK names them: headers/query/timeout go on the request,
+#: extra_body is merged into the body.
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout", "max_retries")
+DEFAULT_MAX_RETRIES = 3
+
+
+def _deprecated(old: str, new: str, stacklevel: int = 3) -> None:
+    warnings.warn(f"{old}= is deprecated; use {new}= (same meaning). It will be removed in a later release.",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def split_request_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Pop the per-call request options out of ``values`` (so they never reach the body)."""
+    found = {k: values.pop(k) for k in REQUEST_OPTIONS if k in values}
+    register_mapping(found.get("extra_headers"))
+    register_mapping(found.get("extra_query"), query=True)
+    if "http_client" in values:
+        raise ConfigurationError(
+            "http_client= is a setting of the openai client: pass client=openai.OpenAI(http_client=...) "
+            "and async_client=openai.AsyncOpenAI(http_client=...)")
+    if "max_completion_tokens" in values and "max_tokens" in values:
+        raise ConfigurationError("Pass max_tokens= or max_completion_tokens=, not both")
+    return found
 
 
 def endpoint_configured() -> bool:
@@ -45,31 +72,56 @@ def resolve_backend(
     timeout: float = 120.0,
     supports_strict: bool | None = None,
     local_options: dict[str, Any] | None = None,
+    async_client: openai.AsyncOpenAI | None = None,
+    connection: dict[str, Any] | None = None,
 ) -> Backend:
-    """Pick the backend: explicit > ``local:`` model > client > base_url/env > embedded default."""
+    """Pick the backend: explicit > ``local:`` model > client > base_url/env > embedded default.
+
+    ``connection``: :data:`CONNECTION_KEYS` for an OpenAI client schemagen makes; with
+    ``client=`` they belong on that client instead (ConfigurationError).
+    """
+    connection = {k: v for k, v in (connection or {}).items() if v is not None}
     if backend is not None:
         return backend
     model = model or os.environ.get("SCHEMAGEN_MODEL")
     if model and model.startswith("local:"):
         return create_backend("local", model=model[len("local:"):] or None, **(local_options or {}))
-    if client is not None:
+    if client is not None or async_client is not None:
         if not model:
             raise ConfigurationError("Pass model= (or set SCHEMAGEN_MODEL) together with client=")
+        if connection:
+            raise ConfigurationError(
+                f"{', '.join(sorted(connection))} are settings of your openai client: set them there "
+                "(openai.OpenAI(default_headers=...)), not on schemagen, when you pass client=")
         sync = client if isinstance(client, openai.OpenAI) else None
-        async_ = client if isinstance(client, openai.AsyncOpenAI) else None
+        async_ = client if isinstance(client, openai.AsyncOpenAI) else async_client
+        if sync is None and client is not None and async_client is not None:
+            raise ConfigurationError("client= must be a sync openai client when async_client= is given")
         return create_backend("openai", model=model, client=sync, async_client=async_,
                               supports_strict=supports_strict)
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")
     api_key = api_key or os.environ.get("OPENAI_API_KEY")
     if base_url or api_key or model:
         return create_backend("openai", model=model or DEFAULT_OPENAI_MODEL, base_url=base_url,
-                              api_key=api_key, timeout=timeout, supports_strict=supports_strict)
+                              api_key=api_key, timeout=timeout, supports_strict=supports_strict,
+                              **connection)
     if "local" not in BACKENDS:
         raise ConfigurationError(
             "No endpoint configured: set OPENAI_BASE_URL / OPENAI_API_KEY / SCHEMAGEN_MODEL, "
             "or pass client=, base_url= or model="
         )
     return create_backend("local", model=None, **(local_options or {}))
+
+
+def _retry_policy(given: RetryPolicy | None, max_retries: int | None, backend: Backend) -> RetryPolicy:
+    """One transport retry count: ``max_retries=``, else the caller's openai client's own
+    ``max_retries`` (its SDK retries are switched off, so it is counted once), else 3."""
+    if given is not None:
+        return given
+    if max_retries is None:
+        from_client = getattr(backend, "max_retries", None)
+        max_retries = from_client if isinstance(from_client, int) else DEFAULT_MAX_RETRIES
+    return RetryPolicy(max_retries=max_retries)
 
 
 class Client:
@@ -86,9 +138,11 @@ class Client:
         base_url: str | None = None,
         api_key: str | None = None,
         client: openai.OpenAI | openai.AsyncOpenAI | None = None,
+        async_client: openai.AsyncOpenAI | None = None,
         backend: Backend | None = None,
         retries: int = 2,
-        transport_retries: int = 3,
+        max_retries: int | None = None,
+        transport_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
         timeout: float = 120.0,
         strict: StrictSetting = "auto",
@@ -110,10 +164,22 @@ class Client:
         telemetry: Telemetry | bool | None = None,
         **params: Any,
     ) -> None:
+        """``retries``: validation reasks after the first attempt. ``max_retries``: transport
+        retries per request (429/5xx/timeouts/resets); default: your openai client's
+        ``max_retries`` with ``client=``, else 3. See docs/clients.md."""
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
+        if transport_retries is not None:
+            _deprecated("transport_retries", "max_retries")
+            max_retries = transport_retries if max_retries is None else max_retries
+        if "reasks" in params:
+            _deprecated("reasks", "retries")
+            retries = params.pop("reasks")
+        connection = {k: params.pop(k) for k in CONNECTION_KEYS if k in params}
+        transport = split_request_options(params)
         self.backend: Backend = resolve_backend(
             model=model, base_url=base_url, api_key=api_key, client=client, backend=backend,
             timeout=timeout, supports_strict=supports_strict, local_options=local_options,
+            async_client=async_client, connection=connection,
         )
         from schemagen.render.templates import load_template, template_from_backend
 
@@ -130,7 +196,7 @@ class Client:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 
             raise ConfigurationError(NEEDS_TEMPLATE)
-        self.policy: RetryPolicy = retry_policy or RetryPolicy(max_retries=transport_retries)
+        self.policy: RetryPolicy = _retry_policy(retry_policy, max_retries, self.backend)
         self.settings: Settings = Settings(
             model=self.backend.model,
             mode=mode,
@@ -147,6 +213,7 @@ class Client:
             bounds=bounds,
             on_truncation=on_truncation,
             budget=budget,
+            transport=transport,
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)
@@ -169,6 +236,7 @@ class Client:
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
         watch = watch_run(self.observers, run)  # None when nothing observes
+        policy = self._policy(run)
         try:
             while not run.done:
                 request = run.next_request()
@@ -176,11 +244,12 @@ class Client:
                     watch.request(request)
                 try:
                     send = partial(self.backend.complete, request)
-                    completion = self.policy.call(send, with_retry(watch, run.record_retry))
+                    completion = policy.call(send, with_retry(watch, run.record_retry))
                 except TransportError as exc:
                     if run.rejected(exc):  # a capability answer: the run adapted, send again
                         self._remember(run)
                         continue
+                    exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
                     raise run.transport_failed(exc) from exc.__cause__
                 if watch:
                     watch.response(completion)
@@ -200,6 +269,7 @@ class Client:
     async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Async twin of :meth:`drive`; async hooks are awaited after each report."""
         watch = watch_run(self.observers, run, is_async=True)
+        policy = self._policy(run)
         try:
             while not run.done:
                 request = run.next_request()
@@ -208,11 +278,12 @@ class Client:
                     await watch.drain()
                 try:
                     send = partial(self.backend.acomplete, request)
-                    completion = await self.policy.acall(send, with_retry(watch, run.record_retry))
+                    completion = await policy.acall(send, with_retry(watch, run.record_retry))
                 except TransportError as exc:
                     if run.rejected(exc):
                         self._remember(run)
                         continue
+                    exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
                     raise run.transport_failed(exc) from exc.__cause__
                 if watch:
                     watch.response(completion)
@@ -233,6 +304,11 @@ class Client:
             await watch.drain()
         return result
 
+    def _policy(self, run: ExtractionRun[Any]) -> RetryPolicy:
+        """The retry policy, with a per-call ``max_retries=`` when the call gave one."""
+        count = run.settings.transport.get("max_retries")
+        return self.policy if count is None else dataclasses.replace(self.policy, max_retries=count)
+
     def _remember(self, run: ExtractionRun[Any]) -> None:
         """Keep what the run learned about the endpoint, so the next run starts there (every
         adaptation is followed by a normal return, so a run that fails later is still counted)."""
@@ -248,8 +324,21 @@ class Client:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         settings = self.settings
         if overrides:
+            if "reasks" in overrides:
+                _deprecated("reasks", "retries", stacklevel=5)
+                overrides.setdefault("retries", overrides.pop("reasks"))
             if "retries" in overrides:
                 overrides["reasks"] = overrides.pop("retries")
+            misplaced = sorted(k for k in (*CONNECTION_KEYS, "base_url", "api_key", "client", "async_client")
+                               if k in overrides)
+            if misplaced:
+                raise ConfigurationError(
+                    f"{', '.join(misplaced)} configure the connection, not one call: pass them to "
+                    "schemagen.Client(...) (or your openai client). Per call, use extra_headers=, "
+                    "extra_query=, extra_body=, timeout= or max_retries=.")
+            transport = split_request_options(overrides)
+            if transport:
+                overrides["transport"] = {**settings.transport, **transport}
             if "examples" in overrides:
                 overrides["examples"] = tuple(overrides["examples"])
             params = {k: overrides.pop(k) for k in list(overrides) if k not in _SETTING_NAMES}
@@ -279,7 +368,11 @@ class Client:
         return (await self.aextract_result(target, text, **overrides)).value
 
     def close(self) -> None:
+        """Close the connections schemagen opened; a client you passed stays open."""
         self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"Client(backend={self.backend!r}, model={self.settings.model!r})"
 
     def __enter__(self) -> Client:
         return self
@@ -292,8 +385,8 @@ class Client:
 
 # Connection-level settings: they pick (and key the cache of) the Client, not the call.
 _CLIENT_KEYS = ("client", "model", "base_url", "api_key", "backend", "timeout", "device", "engine",
-                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "mode_cache",
-                "hooks", "telemetry")
+                "supports_strict", "mode", "template", "retry_policy", "transport_retries", "max_retries",
+                "async_client", "mode_cache", "hooks", "telemetry", *CONNECTION_KEYS)
 _by_openai_client: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
 _by_config: dict[tuple[Any, ...], Client] = {}
 _lock = threading.Lock()
@@ -309,7 +402,9 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
     """A cached Client for the connection settings in ``kwargs`` (popped from it)."""
     conn = {k: kwargs.pop(k) for k in _CLIENT_KEYS if k in kwargs}
     oa = conn.pop("client", None)
-    key = tuple(sorted((k, repr(v) if k == "backend" else v) for k, v in conn.items() if k != "backend"))
+    if oa is None and conn.get("async_client") is not None:
+        oa = conn.pop("async_client")
+    key = tuple(sorted((k, _hashable(v)) for k, v in conn.items() if k != "backend"))
     if conn.get("backend") is not None:
         return Client(**conn)
     if conn.get("hooks") is not None or conn.get("telemetry") is not None:
@@ -325,6 +420,16 @@ def _client_for(kwargs: dict[str, Any]) -> Client:
         if full_key not in _by_config:
             _by_config[full_key] = Client(**conn)
         return _by_config[full_key]
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 @overload

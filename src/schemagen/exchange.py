@@ -91,6 +91,9 @@ class Request:
     endpoint: Endpoint
     body: dict[str, Any]
     constraint: dict[str, Any] | None = None
+    #: Per-call transport options that never go in the body: ``headers``, ``params``
+    #: (the query), ``timeout`` (from ``extra_headers=``, ``extra_query=``, ``timeout=``).
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def max_tokens(self) -> int | None:

@@ -25,6 +25,8 @@ class BatchJob:
     done: int = 0
     #: the job's own error messages (validation failures), a few at most
     errors: tuple[str, ...] = ()
+    metadata: dict[str, str] | None = None
+    created_at: float | None = None  # epoch seconds
 
 
 @runtime_checkable
@@ -47,6 +49,11 @@ class BatchTransport(Protocol):
 
     async def list(self, limit: int = 20) -> list[BatchJob]:
         """The most recent jobs, newest first."""
+        ...
+
+    async def find(self, metadata: dict[str, str], since: float) -> BatchJob | None:
+        """The newest job whose metadata holds every item of ``metadata``, looking back no
+        further than jobs created at ``since`` (epoch seconds); None when there is none."""
         ...
 
 

@@ -200,6 +200,9 @@ class LocalBackend:
     """
 
     endpoints: frozenset[Endpoint] = frozenset({"completions"})
+    #: One model in this process generates one request at a time (a lock); a batch keeps
+    #: this many in flight instead of parking its whole pool of threads on that lock.
+    max_concurrency: int = 1
     supports_strict = False
     #: The backend enforces ``Request.constraint`` itself, so the engine asks for bare JSON.
     enforces_constraints = True

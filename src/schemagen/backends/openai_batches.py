@@ -27,6 +27,8 @@ def job_from_sdk(batch: Any) -> BatchJob:
         error_file_id=batch.error_file_id,
         done=(counts.completed + counts.failed) if counts else 0,
         errors=tuple(str(e.message) for e in errors),
+        metadata=dict(batch.metadata) if batch.metadata else None,
+        created_at=float(batch.created_at) if batch.created_at else None,
     )
 
 
@@ -34,15 +36,17 @@ class OpenAIBatchTransport:
     """``client``: returns the backend's ``AsyncOpenAI`` for the running loop (it is loop-bound)."""
 
     def __init__(self, client: Callable[[], openai.AsyncOpenAI]) -> None:
-        self._client = client
+        # The driver retries with the Client's policy; the SDK's own retries would multiply it.
+        self._client = lambda: client().with_options(max_retries=0)
 
     async def _mapped(self, call: Awaitable[T]) -> T:
         from schemagen.backends.openai_chat import map_openai_error
+        from schemagen.redact import RedactedError
 
         try:
             return await call
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
 
     async def upload(self, path: Path) -> str:
         uploaded = await self._mapped(self._client().files.create(file=path, purpose="batch"))
@@ -72,6 +76,18 @@ class OpenAIBatchTransport:
     async def list(self, limit: int = 20) -> list[BatchJob]:
         page = await self._mapped(self._client().batches.list(limit=limit))
         return [job_from_sdk(batch) for batch in page.data]
+
+    async def find(self, metadata: dict[str, str], since: float) -> BatchJob | None:
+        async def scan() -> BatchJob | None:
+            async for batch in self._client().batches.list(limit=100):  # newest first, every page
+                job = job_from_sdk(batch)
+                if job.metadata and all(job.metadata.get(k) == v for k, v in metadata.items()):
+                    return job
+                if job.created_at is not None and job.created_at < since:
+                    return None
+            return None
+
+        return await self._mapped(scan())
 
 
 __all__ = ["OpenAIBatchTransport", "job_from_sdk"]

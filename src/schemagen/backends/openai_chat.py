@@ -14,20 +14,25 @@ stream is closed (the server stops generating) and the completion comes back wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import json
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
+
+if TYPE_CHECKING:
+    from openai._types import RequestOptions
 
 try:  # the HTTP library under openai; its read errors mid-stream reach us unwrapped
     import httpx2 as _http
 except ImportError:  # pragma: no cover - older openai releases use httpx
     import httpx as _http  # type: ignore[no-redef]
 
+from schemagen.backends._twins import make_twin
 from schemagen.backends.capability import capability_feature
 from schemagen.backends.openai_batches import OpenAIBatchTransport
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
@@ -42,7 +47,16 @@ from schemagen.errors import (
     UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Endpoint, Request, ToolCall, Usage
-from schemagen.redact import redact_text, register_secret
+from schemagen.redact import (
+    RedactedError,
+    redact,
+    redact_text,
+    redact_url,
+    register_client_secrets,
+    register_mapping,
+    register_secret,
+    register_url,
+)
 
 _PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions"}
 _STREAM_ERRORS = (_http.HTTPError, _http.StreamError)
@@ -84,7 +98,7 @@ def map_openai_error(exc: Exception) -> TransportError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retry_after = parse_retry_after(exc.response.headers)
-        body = exc.body
+        body = redact(exc.body)
         feature = capability_feature(status, f"{message} {_body_text(body)}")
         if feature is not None:  # an answer about what the server can do, not a fault
             return UnsupportedFeatureError(f"The server refused `{feature}` (HTTP {status}): {message}",
@@ -123,6 +137,30 @@ def rejected_fields(exc: Exception, body: dict[str, Any]) -> list[str]:
     except (TypeError, ValueError):
         said = str(exc)
     return [name for name in OPTIONAL_FIELDS if name in body and name in said]
+
+
+def wants_max_completion_tokens(exc: Exception | str, body: dict[str, Any]) -> bool:
+    """Whether a 400 says the model takes ``max_completion_tokens``, not ``max_tokens``
+    (OpenAI's reasoning models, under any fine-tuned or Azure deployment name). Pure."""
+    if "max_tokens" not in body:
+        return False
+    if isinstance(exc, str):
+        said = exc
+    elif isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422):
+        try:
+            said = f"{exc} {json.dumps(exc.body, default=str)}"
+        except (TypeError, ValueError):
+            said = str(exc)
+    else:
+        return False
+    return "max_tokens" in said and ("max_completion_tokens" in said or "not supported" in said.lower())
+
+
+def use_max_completion_tokens(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with ``max_tokens`` sent as ``max_completion_tokens``. Pure."""
+    out = {k: v for k, v in body.items() if k != "max_tokens"}
+    out["max_completion_tokens"] = body["max_tokens"]
+    return out
 
 
 def _arguments_text(arguments: Any) -> str:
@@ -280,6 +318,7 @@ class OpenAIBackend:
     """Chat and text completions over the OpenAI HTTP API, sync and async twins."""
 
     endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+    max_concurrency: int | None = None  # a server takes what the batch's concurrency allows
 
     def __init__(
         self,
@@ -292,31 +331,52 @@ class OpenAIBackend:
         timeout: float = 120.0,
         supports_strict: bool | None = None,
         default_headers: dict[str, str] | None = None,
+        default_query: dict[str, object] | None = None,
+        organization: str | None = None,
+        project: str | None = None,
         repetition_guard: GuardFactory | bool = True,
     ) -> None:
         """``repetition_guard``: for streamed requests, True = the default guard, a
-        factory = custom thresholds, False = none."""
+        factory = custom thresholds, False = none.
+
+        With ``client=`` and/or ``async_client=`` the caller's clients are used as they are
+        (every setting reaches the wire); a missing twin is derived from the other with
+        every setting (:mod:`schemagen.backends._twins`). Only clients made here are closed.
+        """
         if client is None and async_client is None and not (base_url or api_key):
             raise ConfigurationError("OpenAIBackend needs a client, or a base_url/api_key")
         self.model = model
         source = client or async_client
+        #: the caller's ``max_retries``: it becomes the transport retry count (SDK retries are off).
+        self.max_retries: int | None = source.max_retries if source is not None else None
         if source is not None:
             base_url = str(source.base_url)
-            api_key = source.api_key
-            timeout = source.timeout if isinstance(source.timeout, int | float) else timeout
-        register_secret(api_key)
+            for given in (client, async_client):
+                register_client_secrets(given)
+        else:
+            register_secret(api_key)
+            register_mapping(default_headers)
+            register_mapping(default_query, query=True)
+            register_url(base_url)
         self._settings: dict[str, Any] = {
             "base_url": base_url, "api_key": api_key or "not-needed", "timeout": timeout,
-            "default_headers": default_headers,
+            "default_headers": default_headers, "default_query": default_query,
+            "organization": organization, "project": project,
         }
-        self._client = client.with_options(max_retries=0) if client is not None else None
-        self._async_client = async_client.with_options(max_retries=0) if async_client is not None else None
+        self._client = client
+        self._async_client = async_client
+        self._given_async = async_client is not None
+        #: the caller's client is an Azure OpenAI one (its Batch API paths differ)
+        self.azure = isinstance(source, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
+        self._own_sync = False  # True once self._client is one this backend made
         self._async_loop: asyncio.AbstractEventLoop | None = None  # loop of the async client we made
-        self._stale_async: list[openai.AsyncOpenAI] = []
+        self._closer: AsyncIterator[None] | None = None  # see _closed_with_loop
         host = (base_url or "https://api.openai.com/v1").split("://", 1)[-1].split("/", 1)[0]
+        host = host.rsplit("@", 1)[-1]
         self.supports_strict = supports_strict if supports_strict is not None else host in OPENAI_HOSTS
         self.base_url = base_url
         self.rejected: set[str] = set()  # optional fields this server refused (OPTIONAL_FIELDS)
+        self.token_param: str | None = None  # "max_completion_tokens" once the server asked for it
         guard: GuardFactory | None
         if repetition_guard is True:
             guard = RepetitionGuard
@@ -329,11 +389,18 @@ class OpenAIBackend:
     @property
     def client(self) -> openai.OpenAI:
         if self._client is None:
-            self._client = openai.OpenAI(max_retries=0, **self._settings)
+            if self._async_client is not None and self._given_async:
+                self._client = cast(openai.OpenAI, make_twin(self._async_client))
+            else:
+                self._client = openai.OpenAI(max_retries=0, **self._settings)
+            self._own_sync = True
         return self._client
 
     @property
     def async_client(self) -> openai.AsyncOpenAI:
+        if self._given_async:
+            assert self._async_client is not None
+            return self._async_client
         # A connection pool belongs to the event loop that opened it: one made by us is
         # remade in a new loop (e.g. each asyncio.run / extract_many), or every request
         # would fail with "Event loop is closed". A client the caller passed is theirs.
@@ -343,12 +410,17 @@ class OpenAIBackend:
             loop = None
         stale = self._async_loop is not None and loop not in (None, self._async_loop)
         if stale and self._async_client is not None:
-            # Its loop is gone, so it can't be closed; dropping it would make its __del__
-            # schedule a close on *this* loop, which fails noisily. Keep it instead.
-            self._stale_async.append(self._async_client)
-        if self._async_client is None or stale:
-            self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
+            _discard(self._async_client)  # its loop is gone: close its pool without it, drop it
+            self._async_client = None
+        if self._async_client is None:
+            if self._client is not None and not self._own_sync:
+                self._async_client = cast(openai.AsyncOpenAI, make_twin(self._client))
+            else:
+                self._async_client = openai.AsyncOpenAI(max_retries=0, **self._settings)
             self._async_loop = loop
+            if loop is not None:  # close the pool while its loop still runs (asyncio.run's shutdown)
+                self._closer = _closed_with_loop(self._async_client)
+                loop.create_task(_start(self._closer))
         return self._async_client
 
     def batch_transport(self) -> OpenAIBatchTransport:
@@ -358,12 +430,22 @@ class OpenAIBackend:
     def _body(self, request: Request) -> tuple[dict[str, Any], list[str]]:
         """The body to send: verbatim, less optional fields this server has refused before."""
         left_out = [name for name in OPTIONAL_FIELDS if name in self.rejected and name in request.body]
-        if not left_out:
-            return request.body, []
-        body = {k: v for k, v in request.body.items() if k not in left_out}
-        return body, [f"left out {', '.join(left_out)}: this server rejected them earlier"]
+        body, notes = request.body, []
+        if left_out:
+            body = {k: v for k, v in body.items() if k not in left_out}
+            notes.append(f"left out {', '.join(left_out)}: this server rejected them earlier")
+        if self.token_param == "max_completion_tokens" and "max_tokens" in body:
+            body = use_max_completion_tokens(body)
+            notes.append("sent max_completion_tokens: this server refused max_tokens earlier")
+        return body, notes
 
     def _drop(self, exc: Exception, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+        """The body to resend after a 400 that names a field this backend can do without."""
+        if wants_max_completion_tokens(exc, body):
+            self.token_param = "max_completion_tokens"
+            status = getattr(exc, "status_code", "?")
+            return use_max_completion_tokens(body), [
+                f"the server refused max_tokens (HTTP {status}); resent as max_completion_tokens"]
         refused = rejected_fields(exc, body)
         if not refused:
             return None
@@ -372,52 +454,58 @@ class OpenAIBackend:
         note = (f"the server rejected {', '.join(refused)} (HTTP {status}); resent without them, so "
                 "special tokens may be added to the prompt or dropped from the output")
         return {k: v for k, v in body.items() if k not in refused}, [note]
-    async def aclose(self) -> None:
-        """Close the async connection pool this backend opened (call it in the loop that used it)."""
-        if self._async_client is not None and self._async_loop is not None:
-            client, self._async_client, self._async_loop = self._async_client, None, None
-            await client.close()
+
+    @staticmethod
+    def _options(request: Request) -> RequestOptions:
+        """Per-call request options: the caller's headers/query/timeout; SDK retries off
+        (schemagen.retry retries, with the caller's max_retries as its count)."""
+        return cast("RequestOptions", {**request.options, "max_retries": 0})
 
     def complete(self, request: Request) -> Completion:
         if request.body.get("stream"):
             return self._complete_streamed(request)
         body, notes = self._body(request)
-        path = _PATHS[request.endpoint]
+        path, options = _PATHS[request.endpoint], self._options(request)
         try:
             try:
-                data = self.client.post(path, body=body, cast_to=object)
+                data = self.client.post(path, body=body, cast_to=object, options=options)
             except openai.APIStatusError as exc:
                 retry = self._drop(exc, body)
                 if retry is None:
                     raise
                 body, more = retry
                 notes += more
-                data = self.client.post(path, body=body, cast_to=object)
+                data = self.client.post(path, body=body, cast_to=object, options=options)
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
         return self._completion(data, request, notes)
 
     async def acomplete(self, request: Request) -> Completion:
         if request.body.get("stream"):
             return await self._acomplete_streamed(request)
         body, notes = self._body(request)
-        path = _PATHS[request.endpoint]
+        path, options = _PATHS[request.endpoint], self._options(request)
         try:
             try:
-                data = await self.async_client.post(path, body=body, cast_to=object)
+                data = await self.async_client.post(path, body=body, cast_to=object, options=options)
             except openai.APIStatusError as exc:
                 retry = self._drop(exc, body)
                 if retry is None:
                     raise
                 body, more = retry
                 notes += more
-                data = await self.async_client.post(path, body=body, cast_to=object)
+                data = await self.async_client.post(path, body=body, cast_to=object, options=options)
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
         return self._completion(data, request, notes)
 
     @staticmethod
     def _completion(data: Any, request: Request, notes: list[str]) -> Completion:
+        if not isinstance(data, dict):  # a proxy's HTML page, an empty body: retried like a 5xx
+            shown = redact_text(str(data)[:200])
+            raise ServerError(f"The server answered HTTP 200 with a body that is not a JSON object: "
+                              f"{shown!r}. Check base_url points at an OpenAI-compatible API.",
+                              status_code=200)
         completion = completion_from_json(cast(dict[str, Any], data), request.endpoint)
         return dataclasses.replace(completion, notes=tuple(notes)) if notes else completion
 
@@ -435,19 +523,20 @@ class OpenAIBackend:
         try:
             return self.client.post(f"{self.server_root}/{path.lstrip('/')}", body=body, cast_to=object)
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
 
     def server_get(self, path: str) -> Any:
         """GET a server-specific route (llama.cpp ``/props``), relative to :attr:`server_root`."""
         try:
             return self.client.get(f"{self.server_root}/{path.lstrip('/')}", cast_to=object)
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
 
     def _complete_streamed(self, request: Request) -> Completion:
         acc = StreamAccumulator(request.endpoint, self.repetition_guard)
         try:
             stream = self.client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+                                      options=self._options(request),
                                       stream=True, stream_cls=openai.Stream[object])
             try:
                 for chunk in stream:
@@ -456,15 +545,17 @@ class OpenAIBackend:
             finally:
                 stream.close()
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
         except _STREAM_ERRORS as exc:  # read errors mid-stream are not wrapped by openai
-            raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+            broke = f"The stream broke off: {redact_text(str(exc))}"
+            raise APIConnectionError(broke) from RedactedError.of(exc)
         return completion_from_json(acc.response(request, self.model), request.endpoint)
 
     async def _acomplete_streamed(self, request: Request) -> Completion:
         acc = StreamAccumulator(request.endpoint, self.repetition_guard)
         try:
             stream = await self.async_client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+                                                  options=self._options(request),
                                                   stream=True, stream_cls=openai.AsyncStream[object])
             try:
                 async for chunk in stream:
@@ -473,14 +564,60 @@ class OpenAIBackend:
             finally:
                 await stream.close()
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc) from exc
+            raise map_openai_error(exc) from RedactedError.of(exc)
         except _STREAM_ERRORS as exc:
-            raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+            broke = f"The stream broke off: {redact_text(str(exc))}"
+            raise APIConnectionError(broke) from RedactedError.of(exc)
         return completion_from_json(acc.response(request, self.model), request.endpoint)
 
     def close(self) -> None:
-        if self._client is not None:
+        """Close what this backend made; the caller's own clients stay open (they are theirs)."""
+        if self._client is not None and self._own_sync:
             self._client.close()
+            self._client, self._own_sync = None, False
+        if self._async_client is not None and not self._given_async:
+            _discard(self._async_client)
+            self._async_client, self._async_loop = None, None
 
-    def __repr__(self) -> str:  # never show the key
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+    def __repr__(self) -> str:  # never show the key, nor userinfo in the URL
+        return f"OpenAIBackend(model={self.model!r}, base_url={redact_url(self.base_url)!r})"
+
+
+async def _closed_with_loop(client: openai.AsyncOpenAI) -> AsyncIterator[None]:
+    """An async generator whose ``finally`` closes ``client``: ``asyncio.run`` finalises
+    every started async generator before it closes the loop, so the pool is closed in
+    the loop that opened it."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+async def _start(gen: AsyncIterator[None]) -> None:
+    with contextlib.suppress(StopAsyncIteration):
+        await gen.__anext__()
+
+
+def _discard(client: openai.AsyncOpenAI) -> None:
+    """Close an async client whose event loop is gone (or not running) without awaiting.
+
+    Left to the garbage collector, its ``__del__`` would schedule the close on whatever
+    loop runs then, which fails noisily; kept, every event loop ever used leaks one.
+    """
+    pool = client._client
+    if pool.is_closed:
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop runs here: close it in a throwaway one
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(pool.aclose())
+        except Exception:  # sockets bound to the dead loop: nothing left to flush
+            pass
+        finally:
+            loop.close()
+    if not pool.is_closed:  # mark it closed so __del__ doesn't try again
+        with contextlib.suppress(Exception):
+            pool._state = _http._client.ClientState.CLOSED

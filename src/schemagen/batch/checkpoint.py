@@ -41,6 +41,7 @@ class Checkpoint:
         self.dropped_errors = 0  # error records removed by retry_errors
         self.prior_errors = 0  # error records kept from earlier runs
         self._fd: int | None = None
+        self._swap_fd: int | None = None  # the descriptor of a rewritten file (retry_errors)
         self._last_sync = 0.0
         self._dirty = False
 
@@ -64,8 +65,11 @@ class Checkpoint:
                 return self._opened(fd, set())
             done = self._scan(fd, retry_errors=retry_errors) if exists else set()
         except BaseException:
-            os.close(fd)
+            if self._swap_fd is None:
+                os.close(fd)
             raise
+        if self._swap_fd is not None:  # the file was replaced by a rewrite: append to the new one
+            fd, self._swap_fd = self._swap_fd, None
         return self._opened(fd, done)
 
     def _opened(self, fd: int, done: set[str]) -> set[str]:
@@ -112,26 +116,39 @@ class Checkpoint:
         return done
 
     def _drop_errors(self, fd: int) -> set[str]:
-        """Rewrite the file without its error records (atomically: temp file, fsync, rename)."""
+        """Rewrite the file without its error records, atomically: a temp file, fsync, rename.
+
+        A crash at any point leaves either the old file or the new one, never a mix. The
+        temp file is locked before the rename, so the lock moves with it; the old
+        descriptor (of the replaced file) is closed and the new one takes its place.
+        """
         done: set[str] = set()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with self.path.open("rb") as src, tmp.open("wb") as dst:
-            for raw in src:
-                checked = _check_line(raw)  # every line passed _scan
-                if isinstance(checked, tuple) and checked[1]:
-                    dst.write(raw)
-                    done.add(checked[0])
-                else:
-                    self.dropped_errors += 1
-            dst.flush()
-            os.fsync(dst.fileno())
-        # Truncate-and-copy keeps our locked descriptor valid (a rename would orphan it).
-        os.ftruncate(fd, 0)
-        with tmp.open("rb") as src:
-            while chunk := src.read(1 << 20):
-                _write_all(fd, chunk)
-        os.fsync(fd)
-        tmp.unlink()
+        new_fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self._lock(new_fd)
+            pending = bytearray()
+            with self.path.open("rb") as src:
+                for raw in src:
+                    checked = _check_line(raw)  # every line passed _scan
+                    if isinstance(checked, tuple) and checked[1]:
+                        pending += raw
+                        done.add(checked[0])
+                    else:
+                        self.dropped_errors += 1
+                    if len(pending) >= 1 << 20:
+                        _write_all(new_fd, bytes(pending))
+                        pending.clear()
+            _write_all(new_fd, bytes(pending))
+            os.fsync(new_fd)
+            os.replace(tmp, self.path)
+            _sync_dir(self.path.parent)
+        except BaseException:
+            os.close(new_fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        self._swap_fd = new_fd
         return done
 
     # ------------------------------------------------------------ writing
@@ -160,6 +177,20 @@ class Checkpoint:
         finally:
             os.close(self._fd)  # also releases the flock
             self._fd = None
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync a folder so a rename in it survives a power cut (no-op where unsupported)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

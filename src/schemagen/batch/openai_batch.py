@@ -24,6 +24,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -40,7 +42,6 @@ from schemagen.errors import (
     ServerError,
     TransportError,
 )
-from schemagen.exchange import Usage
 from schemagen.trace import describe_attempt
 
 if TYPE_CHECKING:
@@ -111,11 +112,15 @@ async def run_batch_api(run: BatchRun[T], records: Iterator[Record]) -> AsyncIte
 class _Driver:
     def __init__(self, run: BatchRun[Any]) -> None:
         self.run = run
-        make = getattr(run.base_client.backend, "batch_transport", None)
+        inner = run.base_client.backend
+        make = getattr(inner, "batch_transport", None)
         if make is None:
             raise ConfigurationError("mode='batch_api' needs a backend with a batch transport: the "
                                      "OpenAI-compatible one (base_url= or client=)")
         self.transport: BatchTransport = make()
+        # Azure OpenAI's Batch API names the endpoint without the /v1 prefix.
+        azure = bool(getattr(inner, "azure", False))
+        self.urls = {k: v.removeprefix("/v1") if azure else v for k, v in URLS.items()}
         if run.batch_dir is not None:
             folder = Path(run.batch_dir)
         elif run.checkpoint is not None:
@@ -189,18 +194,19 @@ class _Driver:
                 if run.budget is not None:
                     tokens = run.estimate(request)
                     try:
-                        run.budget.check(Usage(prompt_tokens=booked + tokens))
+                        run.budget.check(run.booked_usage(booked + tokens))
                     except BudgetExceeded as exc:
                         run.stop("budget", str(exc))
                         break
                     booked += tokens
-                line = json.dumps({"custom_id": record.id, "method": "POST", "url": URLS[request.endpoint],
+                url = self.urls[request.endpoint]
+                line = json.dumps({"custom_id": record.id, "method": "POST", "url": url,
                                    "body": request.body}, ensure_ascii=False).encode() + b"\n"
                 if out is None or count >= MAX_REQUESTS or size + len(line) > MAX_BYTES:
                     if out is not None:
                         out.close()
                     name = f"requests-{len(job.chunks)}.jsonl"
-                    job.chunks.append({"file": name, "endpoint": URLS[request.endpoint], "count": 0})
+                    job.chunks.append({"file": name, "endpoint": url, "count": 0})
                     out = (job.folder / name).open("wb")
                     size = count = 0
                 out.write(line)
@@ -216,6 +222,10 @@ class _Driver:
                 out.close()
         if job.chunks:
             job.state["complete"] = True
+            # A unique id for this job, sent as batch metadata: a resume after a crash between
+            # batches.create and saving its id finds the job by it instead of paying twice.
+            job.state["run_id"] = uuid.uuid4().hex
+            job.state["created"] = time.time()
             job.save()
 
     # ------------------------------------------------------------ 2-3. submit, poll, collect
@@ -231,14 +241,29 @@ class _Driver:
                 path = job.folder / chunk["file"]
                 chunk["input_file_id"] = await self._call(partial(transport.upload, path))
                 job.save()
+            if chunk.get("batch_id") is None and chunk.get("creating"):
+                chunk["batch_id"] = await self._find_created(chunk)  # created, then a crash
             if chunk.get("batch_id") is None:
-                metadata = {"schemagen_file": chunk["file"]}
+                chunk["creating"] = True
+                job.save()
+                metadata = {"schemagen_file": chunk["file"], "schemagen_run": str(job.state.get("run_id"))}
                 created = await self._call(
                     partial(transport.create, chunk["input_file_id"], chunk["endpoint"], metadata))
                 chunk["batch_id"] = created.id
                 job.save()
             if chunk["batch_id"] not in self.run.summary.batch_ids:
                 self.run.summary.batch_ids.append(chunk["batch_id"])
+
+    async def _find_created(self, chunk: dict[str, Any]) -> str | None:
+        """The id of a job this run created for ``chunk`` but didn't live to save (None if
+        there is none), found by its metadata among the provider's recent jobs."""
+        since = float(self.job.state.get("created") or 0) - 3600  # older jobs can't be ours
+        wanted = {"schemagen_run": str(self.job.state.get("run_id")), "schemagen_file": chunk["file"]}
+        found = await self._call(partial(self.transport.find, wanted, since))
+        if found is not None:
+            self._status(f"batch API: re-attached to {found.id}")
+            return found.id
+        return None
 
     async def _poll(self) -> None:
         job = self.job

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -31,6 +32,8 @@ from schemagen.batch.results import BatchResult, BatchResults, BatchSummary, Err
 from schemagen.client import Client, _client_for
 from schemagen.engine.budget import Budget
 from schemagen.engine.estimate import Estimator
+from schemagen.engine.pricing import estimate_cost, with_cost
+from schemagen.engine.run import Settings
 from schemagen.errors import BudgetExceeded, ConfigurationError, RateLimitError, RequestRejectedError
 from schemagen.exchange import Completion, Request, Usage
 from schemagen.observe import start_batch
@@ -170,6 +173,7 @@ class BatchRun(Generic[T]):
         # Same backend (one connection pool, one loaded model), every request through the limiter.
         self.client: Client = copy.copy(client)
         self.client.backend = _LimitedBackend(client.backend, self)
+        self.client.settings = _without_budget(client.settings, self.budget)
         # The backend's own tokenizer when the Client has one (local models), else tiktoken.
         self.counter: Counter = getattr(client, "counter", None) or counter_for(client.settings.model)
         self.estimator = Estimator(self.counter, client.settings.model, output_reserve=DEFAULT_OUTPUT_RESERVE)
@@ -196,14 +200,26 @@ class BatchRun(Generic[T]):
             return
         if self._stopping and self.summary.stopped == "budget":
             raise BudgetExceeded("The batch budget is spent; nothing was sent.", spent=self.budget.spent)
-        self.budget.check(Usage(prompt_tokens=self._reserved + tokens))
+        self.budget.check(self.booked_usage(self._reserved + tokens))
         self._reserved += tokens
+
+    @property
+    def tool_cache_misses(self) -> int:
+        """How often the tool definitions were counted (once per distinct tool list)."""
+        return self.estimator.tool_cache_misses
+
+    def booked_usage(self, tokens: int) -> Usage:
+        """Estimated tokens as a Usage a budget can check, priced as input (a lower bound of the
+        cost, so a ``max_cost`` budget refuses what surely won't fit)."""
+        return Usage(prompt_tokens=tokens, cost=estimate_cost(self.client.settings.model, tokens, 0))
 
     def unbook_budget(self, tokens: int) -> None:
         if self.budget is not None:
             self._reserved -= tokens
 
     def charge(self, usage: Usage) -> None:
+        """Count an answer's usage once, priced first (so a ``max_cost`` budget can trip)."""
+        usage = with_cost(usage, self.client.settings.model)
         self.summary.usage = self.summary.usage + usage
         if self.budget is None:
             return
@@ -405,6 +421,18 @@ class BatchRun(Generic[T]):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _without_budget(settings: Settings, budget: Budget | None) -> Settings:
+    """``settings`` less ``budget``: the batch charges it once per answer, so the Client's
+    own charge of the same object (``Client(budget=b)`` and ``budget=b``) is dropped."""
+    if budget is None or settings.budget is None:
+        return settings
+    items = settings.budget if isinstance(settings.budget, list | tuple) else (settings.budget,)
+    kept = tuple(b for b in items if b is not budget)
+    if len(kept) == len(items):
+        return settings
+    return dataclasses.replace(settings, budget=kept or None)
 
 
 # ---------------------------------------------------------------- public API

@@ -254,7 +254,7 @@ class Bound:
 
 
 def is_reasoning_model(model: str | None) -> bool:
-    name = (model or "").lower().rsplit("/", 1)[-1]
+    name = (model or "").lower().rsplit("/", 1)[-1].removeprefix("ft:")  # fine-tunes: ft:o4-mini:org::id
     return name.startswith(REASONING_PREFIXES)
 
 

@@ -3,7 +3,7 @@ batch rate limiter: its prompt tokens plus its whole output bound. Pure: counts,
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 from schemagen.engine.pricing import estimate_cost
 from schemagen.exchange import Request, Usage
@@ -18,21 +18,23 @@ class Estimator:
         self.counter = counter
         self.model = model
         self.output_reserve = output_reserve
-        self._tool_tokens: dict[tuple[int, ...], tuple[Any, int]] = {}
+        self._tool_tokens: dict[str, int] = {}
+        self.tool_cache_misses = 0
 
     def prompt_tokens(self, request: Request) -> int:
         tools = request.body.get("tools")
         if request.endpoint != "chat" or not tools:
             return count_request(request, self.counter)
-        # Requests of one run carry the same tool objects: count them once, not per request.
-        key = tuple(id(t) for t in tools)
+        # Requests of one run carry the same tools, rebuilt per request: keyed by content, they
+        # are counted once, not per request.
+        key = json.dumps(tools, sort_keys=True, default=str)
         cached = self._tool_tokens.get(key)
-        if cached is None or cached[0] is not tools[0]:
-            if len(self._tool_tokens) > 64:  # tools rebuilt per request: don't grow without end
+        if cached is None:
+            if len(self._tool_tokens) > 64:  # many different tools: don't grow without end
                 self._tool_tokens.clear()
-            cached = (tools[0], count_tools(tools, self.counter))
-            self._tool_tokens[key] = cached
-        return count_messages(request.body.get("messages", []), self.counter) + cached[1]
+            cached = self._tool_tokens[key] = count_tools(tools, self.counter)
+            self.tool_cache_misses += 1
+        return count_messages(request.body.get("messages", []), self.counter) + cached
 
     def estimate(self, request: Request, *, window: int | None = None) -> Usage:
         """Prompt tokens plus the output bound (``max_tokens``, else the rest of the context

@@ -48,6 +48,7 @@ from schemagen.errors import (
     UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.parse.jsonfix import COMPLETED_NOTE
 from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
 from schemagen.render.messages import Example, build_messages, reask_messages
@@ -98,6 +99,8 @@ class Settings:
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
     # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
     budget: BudgetSetting = None
+    # Per-call request options (extra_headers, extra_query, extra_body, timeout), as in the SDK.
+    transport: Mapping[str, Any] = field(default_factory=dict)
     #: Deprecated name of ``single_tool_call`` (True meant "send parallel_tool_calls: false").
     parallel_tool_calls: bool | None = None
 
@@ -290,7 +293,7 @@ class ExtractionRun(Generic[T]):
         for note in rendered.notes:
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
-        request = rendered.request
+        request = with_request_options(rendered.request, self.settings.transport)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request, mode=self.mode.name,
@@ -530,6 +533,13 @@ class ExtractionRun(Generic[T]):
             return
         record.output, record.source = recovered.raw, recovered.source
         record.notes += recovered.notes
+        if not cut and any(COMPLETED_NOTE in note for note in recovered.notes):
+            # A proxy or server that labels a cut-off "stop": the repair that closed the
+            # structure is the evidence. Never accepted as a value: reask, or TruncatedError.
+            record.notes.append(f"cut off although finish_reason={completion.finish_reason}: "
+                                "the JSON had to be closed by repair, so the value is not accepted")
+            self._truncated(record, completion, "length", mislabelled=True)
+            return
         if cut:
             self._truncated(record, completion, cut)
             return
@@ -562,8 +572,14 @@ class ExtractionRun(Generic[T]):
     def _reasks_used(self) -> int:
         return len(self.trace.attempts) - self.negotiated
 
-    def _truncated(self, record: AttemptRecord, completion: Completion, reason: str) -> None:
-        """Reask once with more room if the caller allows it, else raise TruncatedError."""
+    def _truncated(self, record: AttemptRecord, completion: Completion, reason: str,
+                   mislabelled: bool = False) -> None:
+        """Reask once with more room if the caller allows it, else raise TruncatedError.
+
+        ``on_truncation="reask"`` is one extra attempt of its own (it is granted with
+        ``retries=0`` too). A ``mislabelled`` cut-off (finish_reason said it ended) is
+        reasked like an invalid output, within ``retries``.
+        """
         record.outcome = "truncated"
         max_tokens = record.request.max_tokens
         if (reason == "length" and record.reasoning and not self.reasoning and self.bound is not None
@@ -580,13 +596,16 @@ class ExtractionRun(Generic[T]):
         loop = str(completion.raw.get("repetition") or "")
         if reason == REPETITION:
             record.errors = f"stopped by the repetition guard ({loop or 'a loop'}; max_tokens={max_tokens})"
+        elif mislabelled:
+            record.errors = f"the output stopped inside the JSON (finish_reason={completion.finish_reason})"
         else:
             record.errors = f"finish_reason={completion.finish_reason} at max_tokens={max_tokens}"
-        if (self.settings.on_truncation == "reask" and not self._truncation_reasked
-                and self._reasks_used() <= self.settings.reasks):
+        evidence = mislabelled and self._reasks_used() <= self.settings.reasks
+        if (self.settings.on_truncation == "reask" and not self._truncation_reasked) or evidence:
             self._truncation_reasked = True
             self._bound_raised = reason == "length"
-            what = "repeated itself" if reason == REPETITION else f"reached max_tokens={max_tokens}"
+            what = ("repeated itself" if reason == REPETITION else "stopped early" if mislabelled
+                    else f"reached max_tokens={max_tokens}")
             self._reask = _Failure(partial or "{}", (
                 f"- the call was cut off: the output {what} before the arguments were complete. "
                 "Call again with every list item once and every string short."
@@ -635,6 +654,17 @@ def _print_enforcement(spec: ToolSpec) -> None:
 
     print(f"schemagen enforcement for `{spec.name}` (strict={spec.strict}):\n"
           f"{describe_enforcement(spec.enforcement)}", file=sys.stderr)
+
+
+def with_request_options(request: Request, transport: Mapping[str, Any]) -> Request:
+    """``request`` with the SDK-style per-call options: ``extra_body`` merged into the body
+    (so traces, debug and Batch API lines show it), the rest as transport options."""
+    if not transport:
+        return request
+    body = {**request.body, **(transport.get("extra_body") or {})}
+    names = {"extra_headers": "headers", "extra_query": "params", "timeout": "timeout"}
+    options = {names[k]: v for k, v in transport.items() if k in names and v is not None}
+    return dataclasses.replace(request, body=body, options={**request.options, **options})
 
 
 def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:

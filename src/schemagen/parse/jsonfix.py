@@ -21,6 +21,9 @@ _INVENTIVE_REPAIRS = (
     "Parsed object is empty",
     "literal instead of a quote",
 )
+#: The note a repair leaves when it closed brackets or a string at the end of the text: the
+#: output stopped mid-structure, whatever finish_reason says (the engine reasks on it).
+COMPLETED_NOTE = "repair completed a structure cut off at the end of the text"
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -59,7 +62,10 @@ def loads_lenient(text: str) -> Decoded:
         raise NotJSON(f"repair would invent or reshape values ({invented[0]}); error: {strict_error}")
     if not isinstance(repaired, dict | list):
         raise NotJSON(f"unrepairable JSON ({strict_error})")
-    return Decoded(repaired, repaired=True, notes=[f"repaired invalid JSON ({strict_error})"])
+    notes = [f"repaired invalid JSON ({strict_error})"]
+    if json_end(stripped, 0) is None:  # brackets or a string never closed: cut off, not malformed
+        notes.append(COMPLETED_NOTE)
+    return Decoded(repaired, repaired=True, notes=notes)
 
 
 def json_end(text: str, start: int) -> int | None:

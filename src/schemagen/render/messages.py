@@ -70,7 +70,18 @@ def build_messages(
 def reask_messages(
     spec: ToolSpec, messages: Sequence[Mapping[str, Any]], failed_output: str, errors: str
 ) -> list[Mapping[str, Any]]:
-    """The original messages, the failed call, and the errors as its tool result."""
+    """The original messages, the failed call, and the errors as its tool result.
+
+    ``function.arguments`` is always valid JSON (servers that decode the history reject
+    anything else): output that isn't (prose instead of a call, a cut-off call) is sent
+    as ``{}`` and quoted in the tool result instead. The assistant's ``content`` is ``""``
+    rather than null, which every server accepts next to ``tool_calls``.
+    """
+    try:
+        json.loads(failed_output)
+        arguments, quoted = failed_output, ""
+    except ValueError:
+        arguments, quoted = "{}", f"Your output, which is not valid JSON arguments:\n{failed_output}\n"
     return [
         *messages,
         {
@@ -81,14 +92,14 @@ def reask_messages(
             "tool_calls": [{
                 "id": REASK_CALL_ID,
                 "type": "function",
-                "function": {"name": spec.name, "arguments": failed_output},
+                "function": {"name": spec.name, "arguments": arguments},
             }],
         },
         {
             "role": "tool",
             "tool_call_id": REASK_CALL_ID,
             "content": (
-                f"The arguments failed validation:\n{errors}\n"
+                f"{quoted}The arguments failed validation:\n{errors}\n"
                 f"Call `{spec.name}` again with every error fixed."
             ),
         },

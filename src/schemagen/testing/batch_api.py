@@ -81,7 +81,7 @@ class BatchAPI:
             return self._create_batch(body if isinstance(body, dict) else {})
         if not parts and method == "GET":
             with self._lock:
-                data = [public(b) for b in self._batches.values()]
+                data = [public(b) for b in reversed(self._batches.values())]  # newest first, as OpenAI
             return ok({"object": "list", "data": data, "has_more": False,
                         "first_id": data[0]["id"] if data else None,
                         "last_id": data[-1]["id"] if data else None})
@@ -100,6 +100,8 @@ class BatchAPI:
 
     def _create_batch(self, body: JSON) -> Reply:
         endpoint = body.get("endpoint")
+        if endpoint in ("/chat/completions", "/completions"):  # Azure OpenAI's form
+            endpoint = "/v1" + endpoint
         if endpoint not in ("/v1/chat/completions", "/v1/completions"):
             return error(400, f"Unsupported endpoint for the fault server: {endpoint!r}.", param="endpoint")
         if body.get("completion_window") != "24h":
@@ -166,7 +168,7 @@ class BatchAPI:
             if not isinstance(custom_id, str) or not isinstance(item.get("body"), dict):
                 errors.append({"code": "missing_required_parameter", "line": number, "param": "custom_id",
                                "message": f"Line {number} needs a custom_id and a body."})
-            elif item.get("url") != batch["endpoint"]:
+            elif item.get("url") not in (batch["endpoint"], batch["endpoint"].removeprefix("/v1")):
                 errors.append({"code": "mismatched_url", "line": number, "param": "url",
                                "message": f"Line {number} has url {item.get('url')!r}, "
                                f"the batch is for {batch['endpoint']!r}."})

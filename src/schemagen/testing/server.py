@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ class RequestRecord:
     finished: float | None = None
     batch_id: str | None = None
     custom_id: str | None = None
+    query: dict[str, str] = field(default_factory=dict, repr=False)  # the URL's query parameters
 
     @property
     def is_model_call(self) -> bool:
@@ -60,6 +62,17 @@ class RequestRecord:
 
 # --------------------------------------------------------------------------------------
 # The server
+
+
+def _route(path: str) -> str:
+    """The OpenAI route of a path: ``/v1/x``, Azure's ``/openai/deployments/<name>/x`` and ``/openai/x``."""
+    if path.startswith("/v1/"):
+        return path[3:]
+    if path.startswith("/openai/deployments/"):
+        return "/" + path.split("/", 4)[4] if path.count("/") >= 4 else path
+    if path.startswith("/openai/"):
+        return path[len("/openai"):]
+    return path
 
 
 class FaultServer(BatchAPI):
@@ -346,7 +359,7 @@ class FaultServer(BatchAPI):
 
     async def _answer(self, method: str, target: str, headers: dict[str, str], raw: bytes
                       ) -> Reply | Hang | Drop:
-        path = target.split("?", 1)[0]
+        path, _, query = target.partition("?")
         body: Any = None
         if raw and "json" in headers.get("content-type", ""):
             try:
@@ -354,7 +367,8 @@ class FaultServer(BatchAPI):
             except ValueError:
                 body = None
         record = self._new_record(method, path, headers, raw, body)
-        route = path[3:] if path.startswith("/v1/") else path
+        record.query = dict(urllib.parse.parse_qsl(query))
+        route = _route(path)
         try:
             latency = self.latency(record.seq) if callable(self.latency) else self.latency
             if route in ("/chat/completions", "/completions") and method == "POST":

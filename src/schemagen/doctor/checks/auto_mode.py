@@ -50,7 +50,7 @@ def run(doctor: Doctor) -> CheckResult:
     from schemagen.client import Client
     from schemagen.mode_cache import ModeMemory
 
-    sg = Client(backend=doctor.backend, mode="auto", retries=1, transport_retries=0,
+    sg = Client(backend=doctor.backend, mode="auto", retries=1, max_retries=0,
                 max_tokens=doctor.max_tokens, temperature=0.0)
     sg.memory = ModeMemory()  # a fresh negotiation, not what this process learned before
     try:

@@ -171,7 +171,7 @@ def negotiation(calls: int) -> None:
             cache = Path(tmp) / "modes.json"
             with FaultServer(default=respond(behaviour)) as srv:
                 settings: dict[str, Any] = {"base_url": srv.base_url, "api_key": "sk-bench", "model": "m",
-                                            "transport_retries": 0, "max_tokens": 200, "mode_cache": cache}
+                                            "max_retries": 0, "max_tokens": 200, "mode_cache": cache}
                 sg = schemagen.Client(**settings)
                 first = sg.extract_result(Person, "Ada is 36.")
                 later = sum(extra_requests(sg.extract_result(Person, "Ada is 36.").trace)

@@ -48,7 +48,7 @@ def _fresh_memory() -> Iterator[None]:
 
 
 def client(srv: FaultServer, **kw: Any) -> Client:
-    kw.setdefault("transport_retries", 0)
+    kw.setdefault("max_retries", 0)
     return Client(base_url=srv.base_url, api_key="sk-test-modes-key-0000", model="m", **kw)
 
 

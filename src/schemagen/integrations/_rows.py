@@ -118,11 +118,13 @@ class LimitLedger:
     """
 
     def __init__(self, *, rpm: float | None = None, tpm: float | None = None,
-                 budget: Budget | int | float | None = None, default_cooldown: float = 1.0,
-                 max_cooldown: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 budget: Budget | int | float | None = None, budget_limits: tuple[Any, Any] | None = None,
+                 default_cooldown: float = 1.0, max_cooldown: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rpm = Pacer(rpm, clock) if rpm else None
         self.tpm = Pacer(tpm, clock) if tpm else None
-        self.budget = Budget.coerce(budget)
+        # A Budget holds a lock and can't cross processes: ``budget_limits`` is (max_tokens, max_cost).
+        self.budget = Budget(*budget_limits) if budget_limits is not None else Budget.coerce(budget)
         self.default_cooldown, self.max_cooldown = default_cooldown, max_cooldown
         self.cooldown_until = 0.0
         self.reserved = 0  # tokens booked by requests in flight
@@ -185,6 +187,22 @@ class Limits(Protocol):
     def settle(self, tokens: int, usage: Usage | None) -> None: ...
     def throttle(self, retry_after: float | None) -> None: ...
     def report(self, succeeded: int, failed: int, skipped: int, unfinished: int, usage: Usage) -> None: ...
+
+
+class NoLimits:
+    """No RPM/TPM/budget and nobody following progress: nothing to share, nothing to ask."""
+
+    async def admit(self, tokens: int) -> None:
+        return None
+
+    def settle(self, tokens: int, usage: Usage | None) -> None:
+        pass
+
+    def throttle(self, retry_after: float | None) -> None:
+        pass
+
+    def report(self, succeeded: int, failed: int, skipped: int, unfinished: int, usage: Usage) -> None:
+        pass
 
 
 # ---------------------------------------------------------------- the job (picklable)

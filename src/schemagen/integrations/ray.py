@@ -34,6 +34,7 @@ from schemagen.integrations._rows import (
     ExtractJob,
     LedgerStats,
     LimitLedger,
+    NoLimits,
     ResultsStore,
     RowExtractor,
     Secret,
@@ -42,8 +43,6 @@ from schemagen.integrations._rows import (
 if TYPE_CHECKING:
     import ray.data
 
-#: Live ledgers by name, so a driver can read progress (and the actor isn't collected mid-run).
-_LEDGERS: dict[str, Any] = {}
 #: CPUs a remote-API actor reserves: it mostly waits on the network.
 HTTP_ACTOR_CPUS = 0.25
 #: Threads (and CPUs) a local llama.cpp actor takes at most, when num_cpus isn't given.
@@ -101,16 +100,15 @@ def start_ledger(*, rpm: float | None, tpm: float | None, budget: Budget | int |
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     actor = ray.remote(LimitLedger).options(
         name=name, num_cpus=0, max_restarts=-1, scheduling_strategy=here)
-    handle = actor.remote(rpm=rpm, tpm=tpm, budget=budget)
-    _LEDGERS[name] = handle
-    return name, handle
+    limits = Budget.coerce(budget)
+    by_value = (limits.max_tokens, limits.max_cost) if limits is not None else None
+    return name, actor.remote(rpm=rpm, tpm=tpm, budget_limits=by_value)
 
 
 def ledger_stats(name: str) -> LedgerStats:
     """What the workers of the run with ledger ``name`` reported so far (a blocking call)."""
     ray = require_ray()
-    handle = _LEDGERS.get(name) or ray.get_actor(name)
-    return ray.get(handle.snapshot.remote())
+    return ray.get(ray.get_actor(name).snapshot.remote())
 
 
 # ---------------------------------------------------------------- the map_batches worker
@@ -119,12 +117,12 @@ def ledger_stats(name: str) -> LedgerStats:
 class _Worker:
     """The callable class ``map_batches`` runs: one :class:`RowExtractor` (one Client) per actor."""
 
-    def __init__(self, job: ExtractJob, ledger: str, done: list[Any]) -> None:
+    def __init__(self, job: ExtractJob, ledger: Any, done: list[Any]) -> None:
         import ray
 
-        handle = ray.get_actor(ledger)
         done_keys = ray.get(done[0]) if done else ()
-        self.rows = RowExtractor(job, _RayLimits(handle), done_keys)
+        limits = _RayLimits(ledger) if ledger is not None else NoLimits()
+        self.rows = RowExtractor(job, limits, done_keys)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.rows(batch)
@@ -175,6 +173,7 @@ def extract_dataset(
     whole cluster. With ``results_dir``, each finished batch is appended there, and a
     rerun skips the rows already in it (failed rows too, unless ``retry_errors``); the
     returned dataset then holds only this run's rows, and :func:`read_results` reads all.
+    ``ledger_name`` names the ledger actor, so :func:`ledger_stats` can follow progress.
     ``options`` go to the Client (``max_tokens=``, ``temperature=``, ``mode=``...).
     """
     ray = require_ray()
@@ -183,6 +182,7 @@ def extract_dataset(
     from schemagen.schema import build_tool
 
     build_tool(target)  # a target that can't become a tool fails here, not on every actor
+    _ship_target_modules(ray, target)
     columns = OutputColumns.for_target(target, layout, value_column)
     _check_dataset(ds, text_column, id_column, columns)
 
@@ -193,7 +193,11 @@ def extract_dataset(
         if keys:
             done = [ray.put(frozenset(keys))]
     local = (model or "").startswith("local:")
-    name, _handle = start_ledger(rpm=rpm, tpm=tpm, budget=budget, name=ledger_name)
+    # The ledger actor lives as long as the plan that holds its handle. Without limits
+    # and without a name to follow progress by, there is nothing to share: no actor.
+    ledger = None
+    if rpm or tpm or budget is not None or ledger_name:
+        _name, ledger = start_ledger(rpm=rpm, tpm=tpm, budget=budget, name=ledger_name)
     job = ExtractJob(
         target=target, text_column=text_column, id_column=id_column, model=model, base_url=base_url,
         api_key=Secret(api_key) if api_key is not None else None, client_factory=client_factory,
@@ -211,7 +215,7 @@ def extract_dataset(
         enable_true_multi_threading=True)  # two batches per actor overlap; one semaphore bounds both
     return ds.map_batches(
         _Worker, batch_format="pyarrow", batch_size=batch_size, compute=compute,
-        fn_constructor_kwargs={"job": job, "ledger": name, "done": done},
+        fn_constructor_kwargs={"job": job, "ledger": ledger, "done": done},
         num_cpus=cpus, num_gpus=gpus,
     )
 
@@ -220,6 +224,28 @@ def read_results(results_dir: str | os.PathLike[str]) -> ray.data.Dataset:
     """Everything a results directory holds (every run so far), one row per key."""
     ray = require_ray()
     return ray.data.from_arrow(ResultsStore(results_dir).read())
+
+
+def _ship_target_modules(ray: Any, target: Any) -> None:
+    """A target loaded from a file (``--schema file.py:Model``) lives in a module the workers
+    can't import: send that module's code with the job instead of a reference to it."""
+    import importlib.machinery
+    import sys
+    import typing
+
+    seen: set[str] = set()
+    stack = [target]
+    while stack:
+        item = stack.pop()
+        stack.extend(typing.get_args(item))
+        name = getattr(item, "__module__", None)
+        if not isinstance(item, type) or not name or name in seen or name in ("builtins", "__main__"):
+            continue
+        seen.add(name)
+        module = sys.modules.get(name)
+        top = name.partition(".")[0]  # on sys.path (as the workers see it), or loaded from a file?
+        if module is not None and importlib.machinery.PathFinder.find_spec(top) is None:
+            ray.cloudpickle.register_pickle_by_value(module)
 
 
 def _with_options(job: ExtractJob, **extra: Any) -> ExtractJob:

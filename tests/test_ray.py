@@ -134,6 +134,28 @@ def test_results_store_is_exactly_once_and_retries_errors_on_request(tmp_path: P
     assert store.parts() == []
 
 
+def test_worker_core_runs_rows_without_any_engine() -> None:
+    """The engine-neutral worker: what Ray (and later Spark/Daft) wraps, driven directly."""
+    from schemagen.integrations._rows import ExtractJob, NoLimits, RowExtractor
+
+    with FaultServer(default=respond(lambda call: refusal("no") if "bad" in json.dumps(call.body)
+                                     else from_schema())) as srv:
+        job = ExtractJob(target=Person, text_column="t", id_column="i", model="m", base_url=srv.base_url,
+                         api_key=Secret("k"), client_options={"retries": 0})
+        rows = RowExtractor(job, NoLimits(), done_keys={"skip-me"})
+        try:
+            out = rows(pa.table({"i": ["a", "b", "c", "skip-me"], "t": ["fine", "bad", None, "x"]}))
+        finally:
+            rows.close()
+        assert len(srv.model_requests) == 2  # the None text and the done key sent nothing
+    got = {r["i"]: r for r in out.to_pylist()}
+    assert set(got) == {"a", "b", "c"}
+    assert (got["a"]["name"], got["a"]["age"], got["a"]["_sg_ok"]) == ("x", 0, True)  # a minimal instance
+    assert got["b"]["_sg_error"]["type"] == "RefusalError" and got["b"]["name"] is None
+    assert got["c"]["_sg_error"] == {"type": "InputError", "message": "text column 't' is missing"}
+    assert out.schema.field("age").type == pa.int64() and out.schema.field("_sg_ok").type == pa.bool_()
+
+
 def test_registry_and_missing_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_integration("ray").extract_dataset is extract_dataset
     with pytest.raises(ConfigurationError, match="known: ray"):
@@ -152,7 +174,14 @@ def test_registry_and_missing_ray(monkeypatch: pytest.MonkeyPatch) -> None:
 def cluster() -> Iterator[None]:
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    for attempt in range(2):  # a busy 2-core box can miss Ray's fixed 30 s start-up wait once
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt:
+                raise
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         yield
@@ -187,7 +216,7 @@ def test_failed_rows_are_kept_and_resume_is_exactly_once(cluster: None, tmp_path
     res = tmp_path / "res"
     with FaultServer(default=respond(answer)) as srv:
         kwargs = dict(text_column="body", id_column="doc_id", base_url=srv.base_url, model="m", api_key="k",
-                      concurrency=2, per_actor_concurrency=4, retries=0, batch_size=4, results_dir=res)
+                      concurrency=1, per_actor_concurrency=4, retries=0, batch_size=4, results_dir=res)
         ds = ray.data.from_items(people(12))
         first = extract_dataset(ds, Person, **kwargs).take_all()
         assert len(first) == 12 and len(srv.model_requests) == 12
@@ -216,9 +245,11 @@ def test_rate_limit_holds_across_actors(cluster: None) -> None:
         assert out.count() == 30
         times = sorted(r.time for r in srv.model_requests)
     assert len(times) == 30
-    # The ledger books one request per 66 ms for the whole cluster; a booking reaches its
-    # worker one actor call later, so single gaps jitter but the sustained rate holds.
-    rate = (len(times) - 1) / (times[-1] - times[0]) * 60
+    # The ledger books one request per 66 ms for the whole cluster. Each actor's first
+    # request also opens its connection, so it lands late; from the last of those on, the
+    # sustained rate the server sees must hold.
+    steady = times[1:]
+    rate = (len(steady) - 1) / (steady[-1] - steady[0]) * 60
     assert rate <= 900 * 1.05, rate
 
 
@@ -228,7 +259,7 @@ def test_budget_is_cluster_wide_and_refused_rows_are_redone_later(cluster: None,
         url = srv.base_url
 
         def factory() -> schemagen.Client:  # runs on each actor: the Client is never pickled
-            return schemagen.Client(base_url=url, model="m", api_key="k", retries=0, max_tokens=10)
+            return schemagen.Client(base_url=url, model="m", api_key="k", retries=0, max_tokens=40)
 
         out = extract_dataset(ray.data.from_items(people(20)), Person, text_column="body",
                               id_column="doc_id", client_factory=factory, concurrency=2,
@@ -237,7 +268,7 @@ def test_budget_is_cluster_wide_and_refused_rows_are_redone_later(cluster: None,
                               value_column="person").take_all()
         sent = len(srv.model_requests)
     assert len(out) == 20 and 5 <= sent < 20  # stopped for the whole cluster, not per actor
-    assert {"name": "ok", "age": 0} in [r["person"] for r in out]
+    assert {"name": "x", "age": 0} in [r["person"] for r in out]
     assert sent * 100 <= 1500 + 2 * 2 * 100  # at most what was in flight when it ran out
     refused = [r for r in out if not r["_sg_ok"]]
     assert refused and all(r["_sg_error"]["type"] == "BudgetExceeded" for r in refused)

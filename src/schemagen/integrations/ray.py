@@ -77,7 +77,7 @@ class _RayLimits:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    # Fire and forget: nothing waits on these, and the actor applies them in order.
+    # Fire and forget: nothing waits on these, and the actor applies one caller's calls in order.
     def settle(self, tokens: int, usage: Usage | None) -> None:
         self.handle.settle.remote(tokens, usage)
 
@@ -85,7 +85,10 @@ class _RayLimits:
         self.handle.throttle.remote(retry_after)
 
     def report(self, succeeded: int, failed: int, skipped: int, unfinished: int, usage: Usage) -> None:
-        self.handle.report.remote(succeeded, failed, skipped, unfinished, usage)
+        import ray
+
+        # Once per batch, and waited for: when the driver sees a batch done, its counts are in.
+        ray.get(self.handle.report.remote(succeeded, failed, skipped, unfinished, usage))
 
 
 def start_ledger(*, rpm: float | None, tpm: float | None, budget: Budget | int | float | None,
@@ -327,6 +330,11 @@ def run_batch(
     """What ``schemagen batch --engine ray`` runs: read, extract into ``out`` (a results
     directory), with a progress bar fed by the cluster's ledger; returns the summary."""
     ray = require_ray()
+    # Before anything starts, so a refused rerun touches nothing.
+    store = ResultsStore(out)
+    if store.parts() and not (resume or overwrite):
+        raise ConfigurationError(f"{out} already holds results. Pass --resume to continue it, "
+                                 "or --overwrite to start again.")
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="ERROR")
     ctx = ray.data.DataContext.get_current()
@@ -336,11 +344,6 @@ def run_batch(
     summary = BatchSummary(total=ds.count() if progress else None)
     started = time.perf_counter()
     name = f"schemagen-limits-{uuid.uuid4().hex[:12]}"
-    # Before the scan reads prior errors, so a refused --resume touches nothing.
-    store = ResultsStore(out)
-    if store.parts() and not (resume or overwrite):
-        raise ConfigurationError(f"{out} already holds results. Pass --resume to continue it, "
-                                 "or --overwrite to start again.")
     prior_errors = 0 if (retry_errors or overwrite) else _count_errors(store)
     result = extract_dataset(
         ds, target, text_column=text_field, id_column=id_column, concurrency=concurrency,

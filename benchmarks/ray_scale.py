@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -77,7 +78,8 @@ def timed_ray_run(ds: object, *, ledger: str, n: int, on_half: object = None, **
         fired = False
         while not stop.wait(0.1):
             try:
-                done = ledger_stats(ledger).succeeded + ledger_stats(ledger).failed
+                stats = ledger_stats(ledger)
+                done = stats.succeeded + stats.failed
             except Exception:
                 continue
             now = time.perf_counter()
@@ -154,20 +156,16 @@ def rate_limit(args: argparse.Namespace) -> None:
 
 
 def node_loss(args: argparse.Namespace, base_url: str) -> None:
-    from ray.cluster_utils import Cluster
-
     n = args.kill_rows
     data = rows(n)
     results: dict[str, tuple[float, list[dict[str, object]], Path]] = {}
     for kill in (False, True):
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-        worker = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        cluster, worker = two_node_cluster()
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
         quiet_ray()
         out_dir = Path(tempfile.mkdtemp(prefix="ray-scale-"))
 
-        def kill_worker(cluster: Cluster = cluster, worker: object = worker) -> None:
+        def kill_worker(cluster: Any = cluster, worker: object = worker) -> None:
             cluster.remove_node(worker)  # SIGKILL: its actor, its raylet, its rows in flight
             cluster.add_node(num_cpus=1)  # a replacement joins, as an autoscaler would add one
 
@@ -190,6 +188,25 @@ def node_loss(args: argparse.Namespace, base_url: str) -> None:
           f"duplicated {len(stored) - len(set(stored))}")
     print(f"wall: {base_wall:.1f} s without the kill, {kill_wall:.1f} s with it "
           f"(+{kill_wall - base_wall:.1f} s, {kill_wall / base_wall:.2f}x)")
+
+
+def two_node_cluster(tries: int = 3) -> tuple[object, object]:
+    """Head + one worker node, one CPU each. Ray waits a fixed 30 s for a raylet to come
+    up, which a busy box can miss: try again rather than fail the run."""
+    from ray.cluster_utils import Cluster
+
+    for attempt in range(tries):
+        cluster = Cluster()
+        try:
+            cluster.add_node(num_cpus=1)
+            worker = cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            return cluster, worker
+        except Exception:
+            cluster.shutdown()
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_results_local(path: Path) -> list[dict[str, object]]:

@@ -90,15 +90,16 @@ def test_ledger_paces_requests_evenly_and_shares_a_cooldown() -> None:
     assert delays == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     now[0] += 1.0  # all started; then a 429 says wait 2 s
     ledger.throttle(2.0)
-    assert ledger.admit()[0] == pytest.approx(2.0)
+    delay, _, slack = ledger.admit()
+    assert delay == pytest.approx(2.0) and slack == pytest.approx(0.05)  # late by half a gap: book again
     assert ledger.snapshot().throttled == 1
 
 
 def test_ledger_budget_refuses_before_sending_and_counts_in_flight() -> None:
     ledger = LimitLedger(budget=schemagen.Budget(max_tokens=250))
-    assert ledger.admit(100) == (0.0, None)
+    assert ledger.admit(100)[:2] == (0.0, None)
     assert ledger.admit(100)[1] is None
-    _, refusal_ = ledger.admit(100)  # 300 booked would pass 250: refused, nothing sent
+    _, refusal_, _ = ledger.admit(100)  # 300 booked would pass 250: refused, nothing sent
     assert refusal_ is not None and "Budget" in refusal_
     ledger.settle(100, Usage(prompt_tokens=60, completion_tokens=10))
     ledger.settle(100, None)

@@ -35,9 +35,17 @@ class Person(BaseModel):
 def two_nodes() -> Iterator[tuple[Cluster, object]]:
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    worker = cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
+    for attempt in range(3):  # Ray waits a fixed 30 s for a raylet; a busy box can miss it
+        cluster = Cluster()
+        try:
+            cluster.add_node(num_cpus=1)
+            worker = cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            break
+        except Exception:
+            cluster.shutdown()
+            if attempt == 2:
+                raise
     ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:

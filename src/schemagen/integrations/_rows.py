@@ -112,9 +112,12 @@ class LedgerStats:
 class LimitLedger:
     """Cluster-wide RPM/TPM pacing, 429 cool-down and budget, for workers in many processes.
 
-    ``admit(tokens)`` books one request and returns ``(delay, refusal)``: the seconds the
-    worker must wait before sending, or why the budget refuses it. Delays (not absolute
-    times) cross process boundaries, so workers' clocks never need to agree.
+    ``admit(tokens)`` books one request and returns ``(delay, refusal, slack)``: the
+    seconds the worker must wait before sending (or why the budget refuses it), and how
+    late it may send before its slot is void. Delays (not absolute times) cross process
+    boundaries, so workers' clocks never need to agree. A worker that wakes later than
+    ``slack`` (a busy event loop, a starved CPU) books again instead of sending out of
+    turn: its slot stays empty, so late requests never bunch up above the rate.
     """
 
     def __init__(self, *, rpm: float | None = None, tpm: float | None = None,
@@ -131,12 +134,12 @@ class LimitLedger:
         self.stats = LedgerStats()
         self._clock = clock
 
-    def admit(self, tokens: int = 0) -> tuple[float, str | None]:
+    def admit(self, tokens: int = 0) -> tuple[float, str | None, float]:
         if self.budget is not None:
             try:
                 self.budget.check(Usage(prompt_tokens=self.reserved + tokens))
             except BudgetExceeded as exc:
-                return 0.0, str(exc)
+                return 0.0, str(exc), 0.0
             self.reserved += tokens
         now = self._clock()
         start = max(now, self.cooldown_until)
@@ -145,7 +148,9 @@ class LimitLedger:
         if self.tpm is not None:
             start = max(start, self.tpm.reserve(max(tokens, 1), self.cooldown_until))
         self.stats.admitted += 1
-        return max(0.0, start - now), None
+        gaps = [p.seconds_per_unit * cost for p, cost in ((self.rpm, 1), (self.tpm, max(tokens, 1))) if p]
+        slack = max(gaps) / 2 if gaps else float("inf")
+        return max(0.0, start - now), None, slack
 
     def settle(self, tokens: int, usage: Usage | None) -> None:
         """A request admitted with ``tokens`` ended; ``usage`` is what it really cost (None: nothing)."""

@@ -71,11 +71,16 @@ class _RayLimits:
     async def admit(self, tokens: int) -> None:
         import asyncio
 
-        delay, refusal = await self.handle.admit.remote(tokens)
-        if refusal is not None:
-            raise BudgetExceeded(refusal)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while True:
+            delay, refusal, slack = await self.handle.admit.remote(tokens)
+            if refusal is not None:
+                raise BudgetExceeded(refusal)
+            due = time.monotonic() + delay
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() - due <= slack:
+                return
+            self.handle.settle.remote(tokens, None)  # woke too late: leave the slot empty, book again
 
     # Fire and forget: nothing waits on these, and the actor applies one caller's calls in order.
     def settle(self, tokens: int, usage: Usage | None) -> None:

@@ -70,39 +70,45 @@ def quiet_ray() -> None:
 
 def timed_ray_run(ds: object, *, ledger: str, n: int, on_half: object = None, **kwargs: object
                   ) -> tuple[float, float, list[dict[str, object]]]:
-    """(wall s, steady rows/s between 10% and 90%, output rows); ``on_half`` runs once at 50%."""
-    marks: dict[float, float] = {}
-    stop = threading.Event()
+    """(wall s, steady rows/s between 10% and 90%, output rows); ``on_half`` runs once at 50%.
 
-    def follow() -> None:
-        fired = False
-        while not stop.wait(0.1):
-            try:
-                stats = ledger_stats(ledger)
-                done = stats.succeeded + stats.failed
-            except Exception:
-                continue
-            now = time.perf_counter()
-            for frac in (0.1, 0.9):
-                if done >= frac * n and frac not in marks:
-                    marks[frac] = (now, done)  # type: ignore[assignment]
-            if on_half is not None and not fired and done >= n / 2:
-                fired = True
-                on_half()  # type: ignore[operator]
-
+    The run executes on a helper thread; this (main) thread follows the ledger, because
+    Ray adds and removes cluster nodes only from the main thread."""
+    marks: dict[float, tuple[float, int]] = {}
+    box: dict[str, object] = {}
     start = time.perf_counter()
     out = extract_dataset(ds, Invoice, ledger_name=ledger, **kwargs)  # type: ignore[arg-type]
-    watcher = threading.Thread(target=follow, daemon=True)
-    watcher.start()
-    got = out.take_all()
-    wall = time.perf_counter() - start
-    stop.set()
-    watcher.join()
+
+    def execute() -> None:
+        try:
+            box["rows"] = out.take_all()
+        except BaseException as exc:
+            box["error"] = exc
+        box["wall"] = time.perf_counter() - start
+
+    runner = threading.Thread(target=execute, daemon=True)
+    runner.start()
+    fired = False
+    while runner.is_alive():
+        runner.join(0.1)
+        try:
+            stats = ledger_stats(ledger)
+        except Exception:
+            continue
+        done, now = stats.succeeded + stats.failed, time.perf_counter()
+        for frac in (0.1, 0.9):
+            if done >= frac * n and frac not in marks:
+                marks[frac] = (now, done)
+        if on_half is not None and not fired and done >= n / 2:
+            fired = True
+            on_half()  # type: ignore[operator]
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
     steady = 0.0
     if 0.1 in marks and 0.9 in marks:
-        (t1, d1), (t9, d9) = marks[0.1], marks[0.9]  # type: ignore[misc]
+        (t1, d1), (t9, d9) = marks[0.1], marks[0.9]
         steady = (d9 - d1) / (t9 - t1) if t9 > t1 else 0.0
-    return wall, steady, got
+    return box["wall"], steady, box["rows"]  # type: ignore[return-value]
 
 
 def throughput(args: argparse.Namespace, base_url: str) -> float:
@@ -134,23 +140,45 @@ def throughput(args: argparse.Namespace, base_url: str) -> float:
     return (steady or ray_rate) / args.actors
 
 
+def _serve_and_record(latency: float, urls: Any, stop: Any, times: Any) -> None:
+    """The rate-limit run's server, in its own process: the driver's GIL can't delay arrivals."""
+    with FaultServer(latency=latency) as srv:
+        urls.put(srv.base_url)
+        stop.wait()
+        times.put(sorted(r.time for r in srv.model_requests))
+
+
 def rate_limit(args: argparse.Namespace) -> None:
+    import multiprocessing as mp
+
     n = int(args.rpm * args.window / 60) + 1
+    ctx = mp.get_context("spawn")
+    urls, times_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve_and_record, args=(args.latency, urls, stop, times_q), daemon=True)
+    server.start()
+    base_url = urls.get(timeout=60)
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     quiet_ray()
-    with FaultServer(latency=args.latency) as srv:
-        out = extract_dataset(ray.data.from_items(rows(n)), Invoice, base_url=srv.base_url, model="m",
+    try:
+        out = extract_dataset(ray.data.from_items(rows(n)), Invoice, base_url=base_url, model="m",
                               api_key="bench", retries=0, concurrency=4, per_actor_concurrency=8,
                               rpm=args.rpm, batch_size=8)
         assert out.count() == n
-        times = sorted(r.time for r in srv.model_requests)
-    ray.shutdown()
-    span = times[-1] - times[0]
-    seen = (len(times) - 1) / span * 60
+    finally:
+        stop.set()
+        times = times_q.get(timeout=60)
+        server.join(10)
+        ray.shutdown()
+    # Each actor's first request also opens its connection and lands late; the steady
+    # rate runs from the request after those four to the last.
+    steady = times[4:]
+    seen = (len(steady) - 1) / (steady[-1] - steady[0]) * 60
+    whole = (len(times) - 1) / (times[-1] - times[0]) * 60
     window = 10.0  # the busiest 10 s, against what the limit allows in 10 s
     busiest = max(sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times))
-    print(f"\n## 2. rate limit, 4 actors, rpm={args.rpm:g}, {n} requests over {span:.1f} s")
-    print(f"server saw {seen:.1f} requests/min = {seen / args.rpm:.3f}x the limit (target 0.95..1.00)")
+    print(f"\n## 2. rate limit, 4 actors, rpm={args.rpm:g}, {n} requests over {times[-1] - times[0]:.1f} s")
+    print(f"server saw {seen:.1f} requests/min steady = {seen / args.rpm:.3f}x the limit "
+          f"(target 0.95..1.00); first to last: {whole:.1f} = {whole / args.rpm:.3f}x")
     print(f"busiest {window:.0f} s window: {busiest} requests; the limit allows {args.rpm * window / 60:.0f} "
           "(+1 for the request at the window's edge)")
 

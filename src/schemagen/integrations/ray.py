@@ -63,16 +63,32 @@ def require_ray() -> Any:
 
 
 class _RayLimits:
-    """The worker side of the ledger actor: waits locally for the delay the actor books."""
+    """The worker side of the ledger actor: waits locally for the delay the actor books.
+
+    The ledger restarts if its node dies (``max_restarts=-1``, state lost): a call that
+    finds it restarting is retried; counts for progress are best effort.
+    """
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
+
+    async def _ask(self, tokens: int) -> tuple[float, str | None, float]:
+        import asyncio
+
+        for attempt in range(60):
+            try:
+                return await self.handle.admit.remote(tokens)
+            except Exception:  # ActorUnavailableError / RayActorError while it restarts
+                if attempt == 59:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
 
     async def admit(self, tokens: int) -> None:
         import asyncio
 
         while True:
-            delay, refusal, slack = await self.handle.admit.remote(tokens)
+            delay, refusal, slack = await self._ask(tokens)
             if refusal is not None:
                 raise BudgetExceeded(refusal)
             due = time.monotonic() + delay
@@ -93,7 +109,12 @@ class _RayLimits:
         import ray
 
         # Once per batch, and waited for: when the driver sees a batch done, its counts are in.
-        ray.get(self.handle.report.remote(succeeded, failed, skipped, unfinished, usage))
+        try:
+            ray.get(self.handle.report.remote(succeeded, failed, skipped, unfinished, usage), timeout=30)
+        except Exception as exc:  # progress only: never fail a finished batch over it
+            import logging
+
+            logging.getLogger("schemagen").warning("progress report lost: %s", type(exc).__name__)
 
 
 def start_ledger(*, rpm: float | None, tpm: float | None, budget: Budget | int | float | None,
@@ -279,7 +300,7 @@ def _check_args(*, concurrency: int, per_actor_concurrency: int, batch_size: int
 def _check_dataset(ds: Any, text_column: str, id_column: str | None, columns: OutputColumns) -> None:
     """Missing columns, a non-string text column, or no rows: a clear error before any request."""
     schema = ds.schema()
-    if schema is None or len(ds.limit(1).take(1)) == 0:
+    if schema is None or ds.count() == 0:  # metadata for in-memory and Parquet data: no execution
         raise ConfigurationError("the dataset has no rows; nothing to extract")
     names = list(schema.names)
     for role, column in (("text_column", text_column), ("id_column", id_column)):

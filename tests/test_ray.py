@@ -85,7 +85,7 @@ def test_output_columns_are_typed_flat_and_struct() -> None:
 
 def test_ledger_paces_requests_evenly_and_shares_a_cooldown() -> None:
     now = [100.0]
-    ledger = LimitLedger(rpm=600, clock=lambda: now[0])  # one request per 0.1 s, no burst
+    ledger = LimitLedger(rpm=600, headroom=0.0, clock=lambda: now[0])  # one request per 0.1 s, no burst
     delays = [ledger.admit()[0] for _ in range(5)]
     assert delays == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     now[0] += 1.0  # all started; then a 429 says wait 2 s
@@ -93,6 +93,8 @@ def test_ledger_paces_requests_evenly_and_shares_a_cooldown() -> None:
     delay, _, slack = ledger.admit()
     assert delay == pytest.approx(2.0) and slack == pytest.approx(0.05)  # late by half a gap: book again
     assert ledger.snapshot().throttled == 1
+    default = LimitLedger(rpm=600, clock=lambda: now[0])  # 2% headroom: 98% of the limit
+    assert [default.admit()[0] for _ in range(2)] == pytest.approx([0.0, 60 / 588])
 
 
 def test_ledger_budget_refuses_before_sending_and_counts_in_flight() -> None:

@@ -44,6 +44,9 @@ from schemagen.integrations._arrow import ERROR_TYPE, STATUS_FIELDS, Layout, Out
 
 #: Output tokens reserved per request for TPM and budget estimates when max_tokens is unset.
 DEFAULT_OUTPUT_RESERVE = 1024
+#: The ledger paces at this share below the limit: a request that leaves late (its actor's
+#: first connection, a starved CPU) then can't push what the provider counts above the limit.
+DEFAULT_HEADROOM = 0.02
 
 
 # ---------------------------------------------------------------- secrets and keys
@@ -123,9 +126,11 @@ class LimitLedger:
     def __init__(self, *, rpm: float | None = None, tpm: float | None = None,
                  budget: Budget | int | float | None = None, budget_limits: tuple[Any, Any] | None = None,
                  default_cooldown: float = 1.0, max_cooldown: float = 120.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rpm = Pacer(rpm, clock) if rpm else None
-        self.tpm = Pacer(tpm, clock) if tpm else None
+                 headroom: float = DEFAULT_HEADROOM, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 <= headroom < 1:
+            raise ConfigurationError(f"headroom must be in [0, 1), got {headroom!r}")
+        self.rpm = Pacer(rpm * (1 - headroom), clock) if rpm else None
+        self.tpm = Pacer(tpm * (1 - headroom), clock) if tpm else None
         # A Budget holds a lock and can't cross processes: ``budget_limits`` is (max_tokens, max_cost).
         self.budget = Budget(*budget_limits) if budget_limits is not None else Budget.coerce(budget)
         self.default_cooldown, self.max_cooldown = default_cooldown, max_cooldown

@@ -252,7 +252,11 @@ def extract_dataset(
 def read_results(results_dir: str | os.PathLike[str]) -> ray.data.Dataset:
     """Everything a results directory holds (every run so far), one row per key."""
     ray = require_ray()
-    return ray.data.from_arrow(ResultsStore(results_dir).read())
+    store = ResultsStore(results_dir)
+    parts = store.parts()  # named parts only: a half-written temporary file is never read
+    if not parts:
+        raise ConfigurationError(f"{results_dir} holds no results yet")
+    return ray.data.read_parquet(parts, filesystem=store.fs)
 
 
 def _ship_target_modules(ray: Any, target: Any) -> None:

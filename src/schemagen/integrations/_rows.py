@@ -117,7 +117,7 @@ class LimitLedger:
 
     ``admit(tokens)`` books one request and returns ``(delay, refusal, slack)``: the
     seconds the worker must wait before sending (or why the budget refuses it), and how
-    late it may send before its slot is void. Delays (not absolute times) cross process
+    late it may send (one gap) before its slot is void. Delays (not absolute times) cross process
     boundaries, so workers' clocks never need to agree. A worker that wakes later than
     ``slack`` (a busy event loop, a starved CPU) books again instead of sending out of
     turn: its slot stays empty, so late requests never bunch up above the rate.
@@ -154,7 +154,7 @@ class LimitLedger:
             start = max(start, self.tpm.reserve(max(tokens, 1), self.cooldown_until))
         self.stats.admitted += 1
         gaps = [p.seconds_per_unit * cost for p, cost in ((self.rpm, 1), (self.tpm, max(tokens, 1))) if p]
-        slack = max(gaps) / 2 if gaps else float("inf")
+        slack = max(gaps) if gaps else float("inf")  # one gap late adds at most one request to a window
         return max(0.0, start - now), None, slack
 
     def settle(self, tokens: int, usage: Usage | None) -> None:

@@ -162,8 +162,9 @@ def rate_limit(args: argparse.Namespace) -> None:
     try:
         out = extract_dataset(ray.data.from_items(rows(n)), Invoice, base_url=base_url, model="m",
                               api_key="bench", retries=0, concurrency=4, per_actor_concurrency=8,
-                              rpm=args.rpm, batch_size=8)
+                              rpm=args.rpm, batch_size=8, ledger_name="bench-rate")
         assert out.count() == n
+        admitted = ledger_stats("bench-rate").admitted
     finally:
         stop.set()
         times = times_q.get(timeout=60)
@@ -181,6 +182,8 @@ def rate_limit(args: argparse.Namespace) -> None:
           f"(target 0.95..1.00); first to last: {whole:.1f} = {whole / args.rpm:.3f}x")
     print(f"busiest {window:.0f} s window: {busiest} requests; the limit allows {args.rpm * window / 60:.0f} "
           "(+1 for the request at the window's edge)")
+    print(f"slots booked {admitted}, requests sent {len(times)}: {admitted - len(times)} slots left empty "
+          "by workers that woke more than one gap late")
 
 
 def node_loss(args: argparse.Namespace, base_url: str) -> None:

@@ -93,8 +93,8 @@ def test_ledger_paces_requests_evenly_and_shares_a_cooldown() -> None:
     delay, _, slack = ledger.admit()
     assert delay == pytest.approx(2.0) and slack == pytest.approx(0.1)  # later than a gap: book again
     assert ledger.snapshot().throttled == 1
-    default = LimitLedger(rpm=600, clock=lambda: now[0])  # 2% headroom: 98% of the limit
-    assert [default.admit()[0] for _ in range(2)] == pytest.approx([0.0, 60 / 588])
+    default = LimitLedger(rpm=600, clock=lambda: now[0])  # 1% headroom: 99% of the limit
+    assert [default.admit()[0] for _ in range(2)] == pytest.approx([0.0, 60 / 594])
 
 
 def test_ledger_budget_refuses_before_sending_and_counts_in_flight() -> None:

@@ -46,7 +46,7 @@ from schemagen.integrations._arrow import ERROR_TYPE, STATUS_FIELDS, Layout, Out
 DEFAULT_OUTPUT_RESERVE = 1024
 #: The ledger paces at this share below the limit: a request that leaves late (its actor's
 #: first connection, a starved CPU) then can't push what the provider counts above the limit.
-DEFAULT_HEADROOM = 0.02
+DEFAULT_HEADROOM = 0.01
 
 
 # ---------------------------------------------------------------- secrets and keys

@@ -159,6 +159,27 @@ def test_worker_core_runs_rows_without_any_engine() -> None:
     assert out.schema.field("age").type == pa.int64() and out.schema.field("_sg_ok").type == pa.bool_()
 
 
+def test_actor_resources_for_http_and_local_models() -> None:
+    from schemagen.integrations.ray import _resources
+
+    class Cluster:  # what _resources reads of `ray`
+        def __init__(self, resources: dict[str, float]) -> None:
+            self.resources = resources
+
+        def is_initialized(self) -> bool:
+            return True
+
+        def cluster_resources(self) -> dict[str, float]:
+            return self.resources
+
+    cpus_only, with_gpu = Cluster({"CPU": 16.0}), Cluster({"CPU": 16.0, "GPU": 2.0})
+    assert _resources(cpus_only, local=False, concurrency=8, num_cpus=None, num_gpus=None) == (0.25, 0.0)
+    assert _resources(cpus_only, local=True, concurrency=8, num_cpus=None, num_gpus=None) == (2.0, 0.0)
+    assert _resources(cpus_only, local=True, concurrency=2, num_cpus=None, num_gpus=None) == (4.0, 0.0)
+    assert _resources(with_gpu, local=True, concurrency=2, num_cpus=None, num_gpus=None) == (4.0, 1.0)
+    assert _resources(with_gpu, local=False, concurrency=2, num_cpus=1, num_gpus=None) == (1, 0.0)
+
+
 def test_registry_and_missing_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_integration("ray").extract_dataset is extract_dataset
     with pytest.raises(ConfigurationError, match="known: ray"):

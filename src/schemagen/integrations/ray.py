@@ -237,8 +237,6 @@ def extract_dataset(
         max_throttle_retries=max_throttle_retries,
     )
     cpus, gpus = _resources(ray, local=local, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus)
-    if local and "n_threads" not in options and cpus >= 1:
-        job = _with_options(job, n_threads=int(cpus))
     compute = ray.data.ActorPoolStrategy(
         size=concurrency, max_tasks_in_flight_per_actor=2, max_concurrent_calls_per_actor=2,
         enable_true_multi_threading=True)  # two batches per actor overlap; one semaphore bounds both
@@ -279,12 +277,6 @@ def _ship_target_modules(ray: Any, target: Any) -> None:
         top = name.partition(".")[0]  # on sys.path (as the workers see it), or loaded from a file?
         if module is not None and importlib.machinery.PathFinder.find_spec(top) is None:
             ray.cloudpickle.register_pickle_by_value(module)
-
-
-def _with_options(job: ExtractJob, **extra: Any) -> ExtractJob:
-    import dataclasses
-
-    return dataclasses.replace(job, client_options={**job.client_options, **extra})
 
 
 def _check_args(*, concurrency: int, per_actor_concurrency: int, batch_size: int,

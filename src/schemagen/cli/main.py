@@ -95,6 +95,8 @@ def batch(
     text_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the text")] = "text",
     id_field: Annotated[str, typer.Option(help="JSONL/CSV field holding the id")] = "id",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary")] = False,
+    engine: Annotated[str, typer.Option(help="asyncio (one process) or ray (--out is a folder)")] = "asyncio",
+    address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster, e.g. auto")] = None,  # noqa: UP045
 ) -> None:
     """Extract from many records into a JSONL file: one line per id, a result or an error record.
 
@@ -111,6 +113,18 @@ def batch(
     show_progress = not quiet and sys.stderr.isatty()
     try:
         target = load_target(schema, many)
+        if engine != "asyncio":  # an integration (schemagen.integrations) runs the whole batch
+            from schemagen.integrations import get_integration
+
+            summary = get_integration(engine).run_batch(
+                source, target, str(out), address=address, text_field=text_field, id_field=id_field,
+                concurrency=-(-concurrency // 16), per_actor_concurrency=min(16, concurrency),
+                progress=show_progress, resume=resume,
+                overwrite=overwrite, retry_errors=retry_errors, rpm=rpm, tpm=tpm, budget=budget,
+                base_url=base_url, model=model, retries=retries, max_tokens=max_tokens)
+            if not quiet:
+                typer.echo("schemagen batch: " + summary.describe().replace("\n", "\n  "), err=True)
+            raise typer.Exit(summary.exit_code)
         client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens)
         run = aextract_many(
             target, source, client=client, concurrency=concurrency, rpm=rpm, tpm=tpm, checkpoint=out,

@@ -189,9 +189,9 @@ class Client:
         # mode="auto" remembers per (base_url, model), in this process and optionally on disk.
         from schemagen.mode_cache import ENV_VAR, MEMORY, endpoint_key
 
-        self.mode_cache = mode_cache or os.environ.get(ENV_VAR) or None
+        self.mode_cache: str | os.PathLike[str] | None = mode_cache or os.environ.get(ENV_VAR) or None
         self.memory = MEMORY
-        self.endpoint_key = endpoint_key(getattr(self.backend, "base_url", None), self.backend.model)
+        self.endpoint_key: str = endpoint_key(getattr(self.backend, "base_url", None), self.backend.model)
         if mode == "raw" and template is None:
             from schemagen.engine.modes.raw import NEEDS_TEMPLATE
 

@@ -35,11 +35,11 @@ class Checkpoint:
     """An append-only JSONL file of results keyed by ``"id"``."""
 
     def __init__(self, path: str | os.PathLike[str], *, fsync_interval: float = 1.0) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self.fsync_interval = fsync_interval
-        self.truncated_bytes = 0  # size of the torn last line removed on resume
-        self.dropped_errors = 0  # error records removed by retry_errors
-        self.prior_errors = 0  # error records kept from earlier runs
+        self.truncated_bytes: int = 0  # size of the torn last line removed on resume
+        self.dropped_errors: int = 0  # error records removed by retry_errors
+        self.prior_errors: int = 0  # error records kept from earlier runs
         self._fd: int | None = None
         self._swap_fd: int | None = None  # the descriptor of a rewritten file (retry_errors)
         self._last_sync = 0.0

@@ -11,6 +11,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -33,7 +34,7 @@ class BatchProgress:
 
     def __init__(self, summary: BatchSummary, console: Console | None = None) -> None:
         self.summary = summary
-        self.progress = Progress(
+        self.progress: Progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -47,7 +48,8 @@ class BatchProgress:
             console=console or Console(stderr=True),
             refresh_per_second=4,
         )
-        self.task = self.progress.add_task("batch", total=summary.total, tokens=0, errors=0, status="")
+        self.task: TaskID = self.progress.add_task(
+            "batch", total=summary.total, tokens=0, errors=0, status="")
 
     def start(self) -> None:
         self.progress.start()

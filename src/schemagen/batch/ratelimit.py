@@ -21,7 +21,7 @@ class Pacer:
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         if per_minute <= 0:
             raise ValueError(f"a rate limit must be positive, got {per_minute!r}")
-        self.seconds_per_unit = 60.0 / per_minute
+        self.seconds_per_unit: float = 60.0 / per_minute
         self._clock = clock
         self._tat = 0.0  # theoretical arrival time: when the next unit may start
         self._bookings: deque[tuple[float, float]] = deque()  # (start, end), in start order
@@ -66,14 +66,14 @@ class RateLimiter:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
         self.max_in_flight = concurrency
-        self.cap = float(concurrency)
-        self.in_flight = 0
-        self.rpm = Pacer(rpm, clock) if rpm else None
-        self.tpm = Pacer(tpm, clock) if tpm else None
+        self.cap: float = float(concurrency)
+        self.in_flight: int = 0
+        self.rpm: Pacer | None = Pacer(rpm, clock) if rpm else None
+        self.tpm: Pacer | None = Pacer(tpm, clock) if tpm else None
         self.default_cooldown = default_cooldown
         self.max_cooldown = max_cooldown
-        self.cooldown_until = 0.0
-        self.throttled = 0  # 429s seen
+        self.cooldown_until: float = 0.0
+        self.throttled: int = 0  # 429s seen
         self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._epoch = 0  # bumped by each 429; bookings made before it are void

@@ -169,14 +169,15 @@ class BatchRun(Generic[T]):
         in_flight = min(concurrency, cap) if isinstance(cap, int) and cap > 0 else concurrency
         self.limiter: RateLimiter = RateLimiter(concurrency=in_flight, rpm=rpm, tpm=tpm)
         self.counts_tokens: bool = self.limiter.needs_tokens or self.budget is not None
-        self.base_client = client
+        self.base_client: Client = client
         # Same backend (one connection pool, one loaded model), every request through the limiter.
         self.client: Client = copy.copy(client)
         self.client.backend = _LimitedBackend(client.backend, self)
         self.client.settings = _without_budget(client.settings, self.budget)
         # The backend's own tokenizer when the Client has one (local models), else tiktoken.
         self.counter: Counter = getattr(client, "counter", None) or counter_for(client.settings.model)
-        self.estimator = Estimator(self.counter, client.settings.model, output_reserve=DEFAULT_OUTPUT_RESERVE)
+        self.estimator: Estimator = Estimator(
+            self.counter, client.settings.model, output_reserve=DEFAULT_OUTPUT_RESERVE)
         self.checkpoint: Checkpoint | None = (
             Checkpoint(checkpoint, fsync_interval=fsync_interval) if checkpoint else None)
         self.summary: BatchSummary = BatchSummary(total=total)

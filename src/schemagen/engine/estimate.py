@@ -19,7 +19,7 @@ class Estimator:
         self.model = model
         self.output_reserve = output_reserve
         self._tool_tokens: dict[str, int] = {}
-        self.tool_cache_misses = 0
+        self.tool_cache_misses: int = 0
 
     def prompt_tokens(self, request: Request) -> int:
         tools = request.body.get("tools")

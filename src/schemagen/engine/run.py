@@ -161,20 +161,20 @@ class ExtractionRun(Generic[T]):
         self.target = target
         self.spec: ToolSpec = build_tool(target, strict)
         self.settings = settings
-        self.auto = settings.mode == AUTO
+        self.auto: bool = settings.mode == AUTO
         self.mode: Mode = get_mode(learned.mode if self.auto and learned else settings.mode)
-        self.completion_key = bool(learned and learned.completion_key)
+        self.completion_key: bool = bool(learned and learned.completion_key)
         self.steps: list[Step] = []
-        self.negotiated = 0  # requests spent finding what the server can do (not reasks)
+        self.negotiated: int = 0  # requests spent finding what the server can do (not reasks)
         self._learned_steps = learned.steps if learned else ()
         self._learned_mode = learned.mode if learned else "tools"
         # A model that reasons before answering needs room for it in the derived bound.
-        self.reasoning = is_reasoning_model(settings.model) or bool(learned and learned.reasoning)
+        self.reasoning: bool = is_reasoning_model(settings.model) or bool(learned and learned.reasoning)
         self.messages: list[dict[str, Any]] = build_messages(
             self.spec, text, system=settings.system, examples=settings.examples
         )
         self.counter: Counter = counter or counter_for(settings.model)
-        self.estimator = Estimator(self.counter, settings.model)
+        self.estimator: Estimator = Estimator(self.counter, settings.model)
         self.trace: Trace = Trace(tool=self.spec.tool, schema_changes=[str(c) for c in self.spec.report],
                            mode=self.mode.name)
         if self.auto and learned is not None and learned.changed:

@@ -190,7 +190,7 @@ class UnsupportedFeatureError(RequestRejectedError):
     def __init__(self, message: str, *, feature: str, said: str = "", status_code: int | None = None,
                  body: Any = None) -> None:
         self.feature = feature
-        self.said = said or message  # the server's own words (secrets scrubbed)
+        self.said: str = said or message  # the server's own words (secrets scrubbed)
         super().__init__(message, status_code=status_code, body=body)
 
 

@@ -21,7 +21,7 @@ from schemagen.exchange import Completion, Request
 from schemagen.render.lint import generation_prompt_between
 from schemagen.render.messages import build_messages, render_chat
 from schemagen.render.templates import ChatTemplate, load_template
-from schemagen.schema import build_tool
+from schemagen.schema import ToolSpec, build_tool
 
 
 def server_template(backend: Any) -> ChatTemplate | None:
@@ -63,14 +63,16 @@ class Doctor:
         self.samples = samples
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.spec = build_tool(DoctorCity, False)
-        self.template_note = ""
+        self.spec: ToolSpec = build_tool(DoctorCity, False)
+        self.template_note: str = ""
         self.template: ChatTemplate | None = None
         if template is not None:
             self.template = load_template(template)
         else:
             self.template = server_template(backend)
             self.template_note = " (from the server's /props)" if self.template else ""
+        self.tokenizer: Tokenizer | None
+        self.tokenizer_note: str
         self.tokenizer, self.tokenizer_note = self._tokenizer(tokenizer, template)
         self._how: str | None = None  # which server route shows prompts, once found
         self._cache: dict[str, Any] = {}

@@ -32,7 +32,7 @@ class NoToolCall(ValueError):
     """The completion holds nothing that could be the tool's arguments."""
 
     def __init__(self, message: str, reports: list[ParseReport] | None = None) -> None:
-        self.reports = reports or []
+        self.reports: list[ParseReport] = reports or []
         super().__init__(message)
 
 

@@ -141,7 +141,7 @@ class ToolCalls(Answer):
     def __init__(self, calls: Iterable[tuple[str, Any]], *, usage: UsageSpec = None,
                  delay: float = 0.0) -> None:
         super().__init__(usage=usage, delay=delay)
-        self.calls = tuple(calls)
+        self.calls: tuple[tuple[str, Any], ...] = tuple(calls)
 
     def message(self, call: Call) -> Message:
         return None, [(name, _arguments_text(args, call)) for name, args in self.calls], None, "tool_calls"
@@ -226,7 +226,7 @@ class Status(Behaviour):
         self.code = code
         self.body = body
         pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-        self.headers = tuple(pairs)
+        self.headers: tuple[tuple[str, str], ...] = tuple(pairs)
 
     def outcome(self, call: Call | None) -> Reply:
         body = openai_error(self.code) if self.body is None else self.body

@@ -107,12 +107,12 @@ class FaultServer(BatchAPI):
         self.default: Behaviour = default or FromSchema()
         self.faults = faults
         self.latency = latency
-        self.batch_polls = max(1, batch_polls)
+        self.batch_polls: int = max(1, batch_polls)
         self.batch_final = batch_final
         self.batch_output_order = batch_output_order
         self.record = record
         self.host = host
-        self.port = port
+        self.port: int = port
         #: exceptions raised while answering (a bug in a callable, or in this server);
         #: ``stop()`` raises if there are any, so they can't go unnoticed.
         self.errors: list[str] = []

@@ -28,6 +28,7 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.grounding import Citation, Grounded, Quote
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import SchemaChange, ToolSpec, build_tool
@@ -46,6 +47,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "CheckResult",
+    "Citation",
     "Client",
     "Completion",
     "ConfigurationError",
@@ -55,7 +57,9 @@ __all__ = [
     "Example",
     "Extraction",
     "ExtractionError",
+    "Grounded",
     "MissingDependencyError",
+    "Quote",
     "RateLimitError",
     "RefusalError",
     "RepetitionGuard",

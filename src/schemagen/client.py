@@ -102,6 +102,7 @@ class Client:
         bounds: BoundRule | bool = True,
         on_truncation: TruncationPolicy = "raise",
         budget: BudgetSetting = None,
+        grounded: bool = False,
         **params: Any,
     ) -> None:
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
@@ -135,6 +136,7 @@ class Client:
             bounds=bounds,
             on_truncation=on_truncation,
             budget=budget,
+            grounded=grounded,
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)

@@ -72,11 +72,13 @@ class Request:
     ``body`` is the JSON body for ``/v1/chat/completions`` (endpoint="chat") or
     ``/v1/completions`` (endpoint="completions"). ``constraint`` is a JSON schema the
     output must match, for backends that enforce one themselves (local generation).
+    ``source_text`` is the input text when the constraint marks grounded strings (spans of it).
     """
 
     endpoint: Endpoint
     body: dict[str, Any]
     constraint: dict[str, Any] | None = None
+    source_text: str | None = None
 
     @property
     def max_tokens(self) -> int | None:

@@ -20,6 +20,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from schemagen.errors import SchemaError
+from schemagen.grounding import GroundedField, pop_markers
 
 StrictSetting = Union[bool, Literal["auto"]]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -64,6 +65,7 @@ class ToolSpec:
     model: type[BaseModel]
     unwrap: Callable[[Any], Any] = field(repr=False)
     wrapped: bool = False
+    grounded: tuple[GroundedField, ...] = ()  # fields marked Quote/Grounded (markers kept off the wire)
 
     @property
     def tool(self) -> dict[str, Any]:
@@ -388,6 +390,7 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
         raise SchemaError(f"{target!r} can't be turned into a JSON schema: {exc}") from exc
     report: list[SchemaChange] = []
     params = compact_schema(raw, report)
+    grounded = pop_markers(params)
     params.pop("title", None)
     params.pop("description", None)  # it is the tool's description already
     use_strict = False
@@ -402,7 +405,7 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
             params, use_strict = strict_params, True
             report += strict_report
     safe_name = _TOOL_NAME_BAD.sub("_", name)[:64] or "extract"
-    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped)
+    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped, grounded)
 
 
 def output_schema(target: Any) -> dict[str, Any]:

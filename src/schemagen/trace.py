@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.grounding import Citation
 from schemagen.redact import redact, redact_text
 
 
@@ -38,6 +39,7 @@ class AttemptRecord:
     retries: list[TransportRetry] = field(default_factory=list)
     elapsed_s: float = 0.0
     bound: str | None = None  # how a derived max_tokens was chosen (None: the caller's, or none)
+    citations: list[Citation] = field(default_factory=list)  # grounded values: found? where?
 
     @property
     def usage(self) -> Usage:
@@ -56,6 +58,7 @@ class AttemptRecord:
             "errors": self.errors,
             "outcome": self.outcome,
             "bound": self.bound,
+            "grounding": [c.to_dict() for c in self.citations],
             "transport_retries": [{"error": r.error, "wait_s": round(r.wait_s, 3)} for r in self.retries],
             "usage": self.usage.to_dict(),
             "elapsed_s": round(self.elapsed_s, 4),

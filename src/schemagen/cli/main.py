@@ -14,9 +14,11 @@ from schemagen.cli.options import (
     EXIT_FAILED,
     EXIT_USAGE,
     BaseUrlOpt,
+    ExamplesOpt,
     ModelOpt,
     SchemaOpt,
     fail,
+    load_examples,
     load_target,
     read_text,
     to_jsonable,
@@ -45,6 +47,8 @@ def extract(
     many: Annotated[bool, typer.Option("--many", help="Extract a list of the model")] = False,
     mode: Annotated[Optional[str], typer.Option(help="tools (chat) or raw (completions)")] = None,  # noqa: UP045
     template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
+    examples: ExamplesOpt = None,
+    grounded: Annotated[bool, typer.Option("--grounded", help="Every string must be a span of the text")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
 ) -> None:
@@ -54,10 +58,14 @@ def extract(
     text = read_text(source)
     try:
         target = load_target(schema, many)
+        shots = load_examples(schema, examples)
         client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens,
-                        debug=debug or None, mode=mode, template=template)
+                        debug=debug or None, mode=mode, template=template, examples=shots, grounded=grounded)
         backend_name = getattr(client.backend, "describe", None)
         typer.echo(f"schemagen: model {backend_name() if backend_name else client.settings.model}", err=True)
+        if shots:
+            typer.echo(f"schemagen: {len(shots)} worked example(s) from {examples or schema.rpartition(':')[0]}",
+                       err=True)
         result = client.extract_result(target, text)
     except SchemagenError as exc:
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError

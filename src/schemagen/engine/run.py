@@ -39,6 +39,8 @@ from schemagen.errors import (
     TruncatedError,
 )
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.grounding import Citation, GroundedField, all_strings, cite, mark
+from schemagen.grounding import errors as grounding_errors
 from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
 from schemagen.render.messages import Example, build_messages, reask_messages
@@ -88,6 +90,7 @@ class Settings:
     on_truncation: TruncationPolicy = "raise"  # "reask": one retry with a doubled derived bound
     # budget=N tokens per call; a Budget object is used as-is, so sharing one spans calls.
     budget: BudgetSetting = None
+    grounded: bool = False  # every free string must be a span of the text (see schemagen.grounding)
 
 
 @dataclass
@@ -109,6 +112,11 @@ class Extraction(Generic[T]):
     attempts: int
     usage: Usage
     trace: Trace
+
+    @property
+    def citations(self) -> list[Citation]:
+        """Where each grounded string value was found in the text (empty without grounding)."""
+        return list(self.trace.attempts[-1].citations) if self.trace.attempts else []
 
 
 class ExtractionRun(Generic[T]):
@@ -138,6 +146,13 @@ class ExtractionRun(Generic[T]):
         self.done = False
         self.debug = debug_enabled(settings.debug)
         self.input_tokens = self.counter(text)
+        self.text = text
+        self.grounded = _grounded_fields(self.spec, settings.grounded)
+        if self.grounded and not text.strip():
+            raise ConfigurationError(
+                "Grounded fields must be spans of the text, but the text is empty: pass the text to "
+                "extract from, or drop grounded=True / Quote."
+            )
         self.budgets = _budgets(settings.budget)
         if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
             raise ConfigurationError(
@@ -241,6 +256,10 @@ class ExtractionRun(Generic[T]):
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
         request = rendered.request
+        if self.grounded and request.constraint is not None:
+            # the backend enforces the spans itself when it can (llguidance); the check below holds anyway
+            request = dataclasses.replace(request, constraint=mark(request.constraint, self.grounded),
+                                          source_text=self.text)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request,
@@ -423,6 +442,15 @@ class ExtractionRun(Generic[T]):
             self._fail(record, _Failure(recovered.raw or "{}", format_errors(exc), recovered.arguments,
                                         tuple(error_fields(exc))))
             return
+        if self.grounded:
+            record.citations = cite(recovered.arguments, self.text, self.grounded)
+            missing = grounding_errors(record.citations)
+            if missing:
+                record.outcome = "invalid"
+                names = tuple(dict.fromkeys(c.field.split(".")[0].split("[")[0]
+                                            for c in record.citations if not c.found))
+                self._fail(record, _Failure(recovered.raw or "{}", missing, recovered.arguments, names))
+                return
         record.outcome = "ok"
         self.done = True
 
@@ -481,6 +509,13 @@ class ExtractionRun(Generic[T]):
             raise RuntimeError("the extraction has not succeeded")
         return Extraction(self._value, len(self.trace.attempts), self.usage, self.trace)
 
+
+
+def _grounded_fields(spec: ToolSpec, every_string: bool) -> tuple[GroundedField, ...]:
+    """The spec's Quote fields, plus every free string field with ``grounded=True``."""
+    fields = {f.path: f for f in (all_strings(spec.parameters) if every_string else ())}
+    fields.update({f.path: f for f in spec.grounded})  # a marker's case setting wins
+    return tuple(fields.values())
 
 
 def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:

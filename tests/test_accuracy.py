@@ -51,7 +51,7 @@ def require_local() -> None:
 
 class Vendor(BaseModel):
     name: Quote
-    country: Optional[str] = None  # noqa: UP045
+    country: Optional[str] = None
 
 
 # --------------------------------------------------------------------------- bad input
@@ -150,7 +150,8 @@ def test_grounded_grammar_refuses_a_non_substring(local_backend: Any) -> None:
 
     spec = schemagen.build_tool(Vendor)
     text = "Invoice from Acme Tools Ltd. in Leeds"
-    grammar = local_backend._engine().compile_lark(grounded_lark(mark(spec.parameters, spec.grounded), text), {})
+    lark = grounded_lark(mark(spec.parameters, spec.grounded), text)
+    grammar = local_backend._engine().compile_lark(lark, {})
     rt = local_backend._runtime
 
     def accepts(output: str) -> bool:
@@ -171,11 +172,13 @@ def test_loop_is_retried_once_without_repeating_itself(local_backend: Any) -> No
     from schemagen.render.templates import template_from_backend
 
     spec = schemagen.build_tool(_load_example_module().Invoice, False)
-    system = (f"Reply with only a JSON object for `Invoice` ({spec.description}), matching this JSON schema:\n"
+    system = (f"Reply with only a JSON object for `Invoice` ({spec.description}), matching this "
+              "JSON schema:\n"
               + json.dumps(spec.parameters))
     template = template_from_backend(local_backend)
     assert template is not None
-    prompt = template.render([{"role": "system", "content": system}, {"role": "user", "content": INVOICE_TEXT}],
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": INVOICE_TEXT}]
+    prompt = template.render(messages,
                              add_generation_prompt=True)
     request = Request("completions", {"prompt": prompt, "max_tokens": 300}, constraint=spec.parameters)
     local_backend.loop_retry = False
@@ -211,7 +214,8 @@ def test_quick_start_invoice_values(threads: int, guard: bool) -> None:
 
     example = _load_example_module()
     backend = LocalBackend(n_threads=threads, repetition_guard=guard)
-    result = schemagen.extract_result(example.Invoice, INVOICE_TEXT, backend=backend, examples=example.EXAMPLES)
+    result = schemagen.extract_result(example.Invoice, INVOICE_TEXT, backend=backend,
+                                      examples=example.EXAMPLES)
     _invoice_checks(result.value)
     assert all(c.found for c in result.citations) and len(result.citations) == 4
     assert result.trace.attempts[-1].completion.raw["grounded"] is True
@@ -224,7 +228,8 @@ def test_quick_start_cli_prints_the_right_invoice() -> None:
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "SCHEMAGEN_MODEL"):
         env.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "schemagen", "extract", "examples/invoice.txt", "--schema", "examples/invoice.py:Invoice"],
+        [sys.executable, "-m", "schemagen", "extract", "examples/invoice.txt",
+         "--schema", "examples/invoice.py:Invoice"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -265,8 +270,9 @@ def test_render_prints_the_prompt_the_local_backend_sends(local_backend: Any) ->
     example = _load_example_module()
     result = schemagen.extract_result(example.Invoice, INVOICE_TEXT, backend=local_backend,
                                       examples=example.EXAMPLES)
-    out = CliRunner().invoke(app, ["render", "examples/invoice.txt", "--schema", "examples/invoice.py:Invoice",
-                                   "--model", "local:"], catch_exceptions=False)
+    out = CliRunner().invoke(app, ["render", "examples/invoice.txt", "--schema",
+                                   "examples/invoice.py:Invoice", "--model", "local:"],
+                             catch_exceptions=False)
     assert out.exit_code == 0
     sent = result.trace.attempts[0].prompt
     assert sent is not None and out.stdout == sent  # byte for byte
@@ -290,8 +296,8 @@ def _templates(tmp: Path) -> list[str]:
 def test_render_matches_the_trace_of_a_raw_mode_extraction(llama_server: LlamaServer, tmp_path: Path) -> None:
     for template in _templates(tmp_path):
         out = CliRunner().invoke(app, ["render", "Ann is 30 years old.", "--schema",
-                                       "tests/test_accuracy.py:Person", "--template", template, "--mode", "raw",
-                                       "--model", "smollm2"], catch_exceptions=False)
+                                       "tests/test_accuracy.py:Person", "--template", template,
+                                       "--mode", "raw", "--model", "smollm2"], catch_exceptions=False)
         assert out.exit_code == 0, (template, out.output)
         client = schemagen.Client(base_url=llama_server.base_url, api_key="x", model="smollm2", mode="raw",
                                   template=template, max_tokens=40, temperature=0, retries=0)
@@ -306,8 +312,10 @@ def test_render_matches_the_trace_of_a_raw_mode_extraction(llama_server: LlamaSe
 def test_render_mode_comes_from_the_registry() -> None:
     out = CliRunner().invoke(app, ["render", "Ann is 30.", "--schema", "tests/test_accuracy.py:Person",
                                    "--mode", "tools", "--json"])
-    assert out.exit_code == 0 and json.loads(out.stdout)["request"]["tool_choice"]["function"]["name"] == "Person"
-    bad = CliRunner().invoke(app, ["render", "x", "--schema", "tests/test_accuracy.py:Person", "--mode", "nope"])
+    assert out.exit_code == 0
+    assert json.loads(out.stdout)["request"]["tool_choice"]["function"]["name"] == "Person"
+    bad = CliRunner().invoke(app, ["render", "x", "--schema", "tests/test_accuracy.py:Person",
+                                   "--mode", "nope"])
     assert bad.exit_code == 2 and "Known modes" in bad.output
 
 

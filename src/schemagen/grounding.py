@@ -92,7 +92,9 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _strings(node: Any, defs: dict[str, Any], path: Path, depth: int = 0) -> Iterator[tuple[Path, dict[str, Any]]]:
+def _strings(
+    node: Any, defs: dict[str, Any], path: Path, depth: int = 0,
+) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every string-typed schema node under ``node`` with its value path."""
     node = _resolve(node, defs)
     if not isinstance(node, dict) or depth > 16:

@@ -405,7 +405,8 @@ def build_tool(target: Any, strict: StrictSetting = "auto") -> ToolSpec:
             params, use_strict = strict_params, True
             report += strict_report
     safe_name = _TOOL_NAME_BAD.sub("_", name)[:64] or "extract"
-    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped, grounded)
+    return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped,
+                    grounded)
 
 
 def output_schema(target: Any) -> dict[str, Any]:

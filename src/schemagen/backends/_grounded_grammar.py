@@ -74,6 +74,7 @@ def grounded_lark(schema: dict[str, Any], text: str, *, compact: bool = True) ->
         raise Unsupported(f"a grounded string inside {s.get('type') or 'an untyped node'}")
 
     start = node(schema)
-    spans = " | ".join("%regex " + json.dumps({"substring_words": src}, ensure_ascii=False) for src in sources)
+    spans = " | ".join("%regex " + json.dumps({"substring_words": src}, ensure_ascii=False)
+                       for src in sources)
     lines = [f"start: {start}", *rules, 'SPAN_STRING: "\\"" SPAN "\\""', f"SPAN: {spans}"]
     return "\n".join(lines) + "\n"

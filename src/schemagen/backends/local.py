@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from schemagen.backends._grounded_grammar import Unsupported, grounded_lark
 from schemagen.backends._local_engines import (
     ENGINES,
     CompiledGrammar,
@@ -39,7 +40,6 @@ from schemagen.backends._local_engines import (
     canonical_schema,
     create_engine,
 )
-from schemagen.backends._grounded_grammar import Unsupported, grounded_lark
 from schemagen.backends._local_runtimes import (
     LocalStats,
     Runtime,

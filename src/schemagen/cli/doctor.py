@@ -61,7 +61,7 @@ def render(
     many: Annotated[bool, typer.Option("--many", help="Extract a list of the model")] = False,
     system: Annotated[Optional[str], typer.Option(help="System instruction ({tool} = tool name)")] = None,  # noqa: UP045
     examples: ExamplesOpt = None,
-    grounded: Annotated[bool, typer.Option("--grounded", help="Every string must be a span of the text")] = False,
+    grounded: Annotated[bool, typer.Option("--grounded", help="Strings must be spans of the text")] = False,
     visible: Annotated[bool, typer.Option("--visible", help="Mark newlines, tabs, trailing spaces")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print prompt, notes and findings as JSON")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when lint finds an error")] = False,
@@ -97,7 +97,8 @@ def render(
                                   indent=2, ensure_ascii=False))
         else:
             typer.echo(json.dumps(request.body, indent=2, ensure_ascii=False))
-            typer.echo(f"schemagen: mode {run.settings.mode!r} sends this request body (no prompt is rendered "
+            typer.echo(f"schemagen: mode {run.settings.mode!r} sends this request body (no prompt is "
+                       "rendered "
                        "here); pass --template or --model local:... to see a prompt", err=True)
         return
     errors = [f for f in findings if f.severity == "error"]
@@ -113,7 +114,8 @@ def render(
             typer.echo(f"schemagen: {VISIBLE_LEGEND}", err=True)
         sys.stdout.write(show(prompt) if visible else prompt)
         sys.stdout.flush()
-        typer.echo(f"\nschemagen: template {name!r}, mode {run.settings.mode!r}, {len(prompt)} characters", err=True)
+        typer.echo(f"\nschemagen: template {name!r}, mode {run.settings.mode!r}, {len(prompt)} characters",
+                   err=True)
         for note in notes:
             if not note.startswith("lint: "):
                 typer.echo(f"note: {note}", err=True)

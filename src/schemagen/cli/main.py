@@ -48,7 +48,7 @@ def extract(
     mode: Annotated[Optional[str], typer.Option(help="tools (chat) or raw (completions)")] = None,  # noqa: UP045
     template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
     examples: ExamplesOpt = None,
-    grounded: Annotated[bool, typer.Option("--grounded", help="Every string must be a span of the text")] = False,
+    grounded: Annotated[bool, typer.Option("--grounded", help="Strings must be spans of the text")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
 ) -> None:
@@ -64,8 +64,8 @@ def extract(
         backend_name = getattr(client.backend, "describe", None)
         typer.echo(f"schemagen: model {backend_name() if backend_name else client.settings.model}", err=True)
         if shots:
-            typer.echo(f"schemagen: {len(shots)} worked example(s) from {examples or schema.rpartition(':')[0]}",
-                       err=True)
+            where = examples or schema.rpartition(":")[0]
+            typer.echo(f"schemagen: {len(shots)} worked example(s) from {where}", err=True)
         result = client.extract_result(target, text)
     except SchemagenError as exc:
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError

@@ -161,7 +161,8 @@ def default_system_prompt(template: ChatTemplate) -> str | None:
     user = {"role": "user", "content": _SENTINEL}
     try:
         bare = template.render([user], add_generation_prompt=False)
-        probed = template.render([{"role": "system", "content": _SYSTEM_PROBE}, user], add_generation_prompt=False)
+        probed = template.render([{"role": "system", "content": _SYSTEM_PROBE}, user],
+                                 add_generation_prompt=False)
     except TemplateError:
         return None
     if _SYSTEM_PROBE not in probed:
@@ -180,7 +181,8 @@ def constrained_instruction(spec: ToolSpec) -> str:
 
 
 def _is_default_system(message: Mapping[str, Any], spec: ToolSpec) -> bool:
-    return message.get("role") == "system" and message.get("content") == DEFAULT_SYSTEM.replace("{tool}", spec.name)
+    ours = DEFAULT_SYSTEM.replace("{tool}", spec.name)
+    return message.get("role") == "system" and message.get("content") == ours
 
 
 def place_instruction(
@@ -208,7 +210,8 @@ def place_instruction(
     for message in out:
         content = str(message.get("content") or "")
         # constrained: every input text (worked examples' too) gets it, not a reask's errors
-        if message.get("role") == "user" and not (placed and (not constrain or content.startswith("Tool result:"))):
+        skip = placed and (not constrain or content.startswith("Tool result:"))
+        if message.get("role") == "user" and not skip:
             message["content"] = f"{instruction}\n\nText:\n{content}"
             placed = True
     if not placed:
@@ -273,8 +276,8 @@ def build_prompt(
         template.render(folded, tools=tools)  # still failing: the template's own error is the clearest
         fold = True
         notes.append("the chat template refused the system message; it was folded into the first user turn")
-    if not constrain and template_ignores_tools(template, (_fold_system(rendered) or rendered) if fold else rendered,
-                                tools or []):
+    probe = (_fold_system(rendered) or rendered) if fold else rendered
+    if not constrain and template_ignores_tools(template, probe, tools or []):
         native = default_system_prompt(template)
         if native and rendered and rendered[0].get("role") != "system":
             rendered = [{"role": "system", "content": native}, *rendered]  # keep it, add the tools to it

@@ -52,10 +52,12 @@ def made_up(case: dict[str, Any], value: dict[str, Any] | None) -> tuple[int, in
     return sum(not occurs(c.value, case["text"]) for c in cites), len(cites)
 
 
-def run_schemagen(cases: list[dict[str, Any]], grounded: bool) -> list[dict[str, Any] | None]:
+def run_schemagen(
+    cases: list[dict[str, Any]], grounded: bool, compact: bool = True,
+) -> list[dict[str, Any] | None]:
     from schemagen.backends.local import LocalBackend
 
-    backend = LocalBackend()
+    backend = LocalBackend(compact=compact)
     out: list[dict[str, Any] | None] = []
     for case in cases:
         try:
@@ -154,12 +156,22 @@ def main() -> None:
     parser.add_argument("--base-url", default=os.environ.get("SCHEMAGEN_TEST_LLAMA_URL"))
     parser.add_argument("--plot", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--merge", nargs="*", default=None,
+                        help="no run: print and plot the rows of earlier --json files (runs split up)")
     args = parser.parse_args()
+    if args.merge:
+        merged = [row for f in args.merge for row in json.loads(Path(f).read_text())["rows"]]
+        report(merged)
+        if args.plot:
+            plot(merged, args.plot)
+        return
     cases = load_cases(set(args.schemas.split(",")) if args.schemas else None, args.limit)
     only = args.only.split(",")
     runners = {
         "schemagen": lambda: run_schemagen(cases, grounded=False),
         "grounded": lambda: run_schemagen(cases, grounded=True),
+        "spaced": lambda: run_schemagen(cases, grounded=False, compact=False),
+        "grounded-spaced": lambda: run_schemagen(cases, grounded=True, compact=False),
         "outlines": lambda: run_outlines(cases),
         "instructor": lambda: run_instructor(cases, args.base_url) if args.base_url else None,
     }
@@ -174,11 +186,21 @@ def main() -> None:
                         cases, answers, time.perf_counter() - started)
         row["answers"] = answers
         rows.append(row)
+        report([row], ratios=False)
+    report(rows, rows_too=False)
+    if args.plot and rows:
+        plot(rows, args.plot)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cases": [c["id"] for c in cases], "rows": rows}, indent=1))
+
+
+def report(rows: list[dict[str, Any]], *, ratios: bool = True, rows_too: bool = True) -> None:
+    for row in rows if rows_too else []:
         print(f"{row['name']:20s} field acc {row['field_accuracy']:.2f} "
               f"({row['fields_right']}/{row['fields']})  valid {row['valid']}/{row['cases']}  "
               f"made-up strings {row['made_up_strings']}/{row['strings']}  "
               f"wall {row['wall_s']:.1f}s", flush=True)
-    base = next((r for r in rows if r["name"] == "outlines"), None)
+    base = next((r for r in rows if r["name"] == "outlines"), None) if ratios else None
     if base:
         print("\nratios vs Outlines (same run):")
         for row in rows:
@@ -187,10 +209,6 @@ def main() -> None:
             acc = row["field_accuracy"] / base["field_accuracy"] if base["field_accuracy"] else float("inf")
             print(f"  {row['name']:20s} field accuracy {acc:.2f}x (target >= 1.2x)  "
                   f"wall {row['wall_s'] / base['wall_s']:.2f}x (target <= 1.0x)")
-    if args.plot and rows:
-        plot(rows, args.plot)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"cases": [c["id"] for c in cases], "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

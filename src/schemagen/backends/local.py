@@ -375,8 +375,9 @@ class LocalBackend:
             except Unsupported:
                 pass  # the plain grammar below; the engine's after-parse check still applies
             else:
+                engine = self._engine()  # built once per model: not part of this grammar's cost
                 started = time.perf_counter()
-                grammar = self._engine().compile_lark(lark, schema)
+                grammar = engine.compile_lark(lark, schema)
                 return grammar, False, time.perf_counter() - started, True
         grammar, cache_hit = self.compiled_grammar(schema)
         return grammar, cache_hit, self._runtime.stats.last_compile_s, False

@@ -209,7 +209,7 @@ def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any
 
     print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
     started = time.perf_counter()
-    opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads}
+    opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads, "compact": True}
     ours = LocalBackend(**opts)
     rt = ours._runtime
     print(f"model load {time.perf_counter() - started:.2f}s  device={ours.device}  path={ours.model_path}")

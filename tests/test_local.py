@@ -81,7 +81,7 @@ def backend() -> Any:
     require_local()
     from schemagen.backends.local import LocalBackend
 
-    return LocalBackend()
+    return LocalBackend(compact=True)
 
 
 # --------------------------------------------------------------------------- no model needed

@@ -202,9 +202,10 @@ class LocalBackend:
     :param n_threads: CPU threads (llama.cpp default: half the logical cores; transformers:
         torch's default).
     :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
-    :param compact: JSON with no whitespace between tokens (fewest tokens, and forced
-        stretches such as ``","email":"`` can be fast-forwarded). ``False`` allows one optional
-        space (Outlines' default), which small models sometimes follow more faithfully.
+    :param compact: ``True``: JSON with no whitespace between tokens (fewest tokens, and
+        forced stretches such as ``","email":"`` can be fast-forwarded). ``False`` (default)
+        allows one optional space (Outlines' default): SmolLM2-135M writes ``": "`` the way it
+        was trained and gets more fields right (0.60 vs 0.54 field accuracy, docs/accuracy.md).
     :param repetition_guard: stop a generation that has entered a loop.
     :param loop_retry: when a greedy constrained answer is stopped by the loop guard or the token
         bound, retry it once with no repeated 8-gram of chosen tokens (it can't loop the same way).
@@ -228,7 +229,7 @@ class LocalBackend:
         n_threads: int | None = None,
         fast_forward: bool = True,
         close_objects: bool = True,
-        compact: bool = True,
+        compact: bool = False,
         repetition_guard: bool = True,
         loop_retry: bool = True,
     ) -> None:

@@ -28,8 +28,8 @@ class Invoice(BaseModel):
 
 EXAMPLES = [
     Example(
-        input="INVOICE B-12\nFrom: Bolt Shop\n\n3 x Screw     @ 0.50 = 1.50\n1 x Drill     @ 60.00 = 60.00\n\n"
-              "TOTAL: 61.50 USD",
+        input="INVOICE B-12\nFrom: Bolt Shop\n\n3 x Screw     @ 0.50 = 1.50\n"
+              "1 x Drill     @ 60.00 = 60.00\n\nTOTAL: 61.50 USD",
         output={"invoice_number": "B-12", "vendor": "Bolt Shop", "total": 61.5, "items": [
             {"description": "Screw", "quantity": 3, "unit_price": 0.5},
             {"description": "Drill", "quantity": 1, "unit_price": 60.0},

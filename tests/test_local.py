@@ -356,7 +356,6 @@ class LoopInvoice(BaseModel):
 def test_repetition_guard_stops_a_local_loop_early() -> None:
     require_local()
     import schemagen
-
     from schemagen.backends.local import LocalBackend
     from schemagen.render.templates import template_from_backend
 

@@ -53,11 +53,11 @@ def made_up(case: dict[str, Any], value: dict[str, Any] | None) -> tuple[int, in
 
 
 def run_schemagen(
-    cases: list[dict[str, Any]], grounded: bool, compact: bool = True,
+    cases: list[dict[str, Any]], grounded: bool, compact: bool | None = None,
 ) -> list[dict[str, Any] | None]:
     from schemagen.backends.local import LocalBackend
 
-    backend = LocalBackend(compact=compact)
+    backend = LocalBackend() if compact is None else LocalBackend(compact=compact)
     out: list[dict[str, Any] | None] = []
     for case in cases:
         try:
@@ -170,8 +170,8 @@ def main() -> None:
     runners = {
         "schemagen": lambda: run_schemagen(cases, grounded=False),
         "grounded": lambda: run_schemagen(cases, grounded=True),
-        "spaced": lambda: run_schemagen(cases, grounded=False, compact=False),
-        "grounded-spaced": lambda: run_schemagen(cases, grounded=True, compact=False),
+        "compact": lambda: run_schemagen(cases, grounded=False, compact=True),
+        "grounded-compact": lambda: run_schemagen(cases, grounded=True, compact=True),
         "outlines": lambda: run_outlines(cases),
         "instructor": lambda: run_instructor(cases, args.base_url) if args.base_url else None,
     }

@@ -238,7 +238,7 @@ class Bench:
 
 def load(runtime: str, runs: int, threads: int | None) -> Bench:
     started = time.perf_counter()
-    opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads}
+    opts: dict[str, Any] = {"runtime": runtime, "device": "cpu", "n_threads": threads, "compact": True}
     ours = LocalBackend(**opts)
     print(f"model load {time.perf_counter() - started:.2f}s  device={ours.device}  path={ours.model_path}")
     return Bench(runtime, runs, ours, LocalBackend(**opts, fast_forward=False),

@@ -190,7 +190,7 @@ def test_the_callers_max_retries_is_the_retry_count_counted_once(server: FaultSe
 
 def test_deprecated_retry_words_warn_and_still_work() -> None:
     with pytest.warns(DeprecationWarning, match="max_retries"):
-        sg = schemagen.Client(base_url="http://127.0.0.1:9/v1", model="m", max_retries=5)
+        sg = schemagen.Client(base_url="http://127.0.0.1:9/v1", model="m", transport_retries=5)
     assert sg.policy.max_retries == 5
     with pytest.warns(DeprecationWarning, match="retries="):
         sg = schemagen.Client(base_url="http://127.0.0.1:9/v1", model="m", reasks=4)

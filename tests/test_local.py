@@ -81,7 +81,7 @@ def backend() -> Any:
     require_local()
     from schemagen.backends.local import LocalBackend
 
-    return LocalBackend()
+    return LocalBackend(compact=True)
 
 
 # --------------------------------------------------------------------------- no model needed
@@ -356,10 +356,29 @@ class LoopInvoice(BaseModel):
 def test_repetition_guard_stops_a_local_loop_early() -> None:
     require_local()
     import schemagen
+    from schemagen.backends.local import LocalBackend
+    from schemagen.render.templates import template_from_backend
 
     text = (Path(__file__).resolve().parents[1] / "examples" / "invoice.txt").read_text()
+    # The prompt the local backend sent before the constrained prompt was chosen by measurement
+    # (docs/local.md): the JSON schema in the system turn, which SmolLM2 loops on. No loop retry,
+    # so the guard's stop reaches the engine.
+    backend = LocalBackend(loop_retry=False)
+    spec = schemagen.build_tool(LoopInvoice, False)
+    system = (f"Reply with only a JSON object for `LoopInvoice` ({spec.description}), matching this "
+              f"JSON schema:\n{json.dumps(spec.parameters)}")
+    template = template_from_backend(backend)
+    assert template is not None
+    prompt = template.render([{"role": "system", "content": system}, {"role": "user", "content": text}],
+                             add_generation_prompt=True)
+    first = backend.complete(Request("completions", {"prompt": prompt, "max_tokens": 1000},
+                                     constraint=spec.parameters))
+    if first.finish_reason != "repetition":
+        pytest.skip("this CPU's greedy path does not loop on this prompt")
+    run = schemagen.Client(backend=backend).start(LoopInvoice, text)
+    run.next_request()
     with pytest.raises(schemagen.TruncatedError) as info:
-        schemagen.extract(LoopInvoice, text, model="local:", temperature=0)
+        run.receive(first)
     assert info.value.reason == "repetition"
     assert info.value.usage is not None
     # The derived bound here is over 1,000 tokens; the guard stops the loop long before.

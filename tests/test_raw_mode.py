@@ -136,7 +136,9 @@ def test_constrained_raw_mode_sends_the_schema_and_reads_plain_json() -> None:
     assert request.constraint == build_tool(Person, False).parameters
     assert "stop" not in request.body
     assert "<tools>" not in request.body["prompt"]  # no tool format to imitate: arguments only
-    assert "Reply with only a JSON object" in request.body["prompt"]
+    # the grammar holds the schema: the prompt asks for the object, with no schema text to copy from
+    assert "Extract the Person" in request.body["prompt"]
+    assert '"properties"' not in request.body["prompt"]
     run.receive(Completion(content='{"name": "Ann", "age": 30}', finish_reason="stop"))
     assert run.result().value == Person(name="Ann", age=30)
     assert run.current.source == "content:constrained"
@@ -329,7 +331,9 @@ def test_raw_mode_end_to_end_on_llama_cpp(llama_server: LlamaServer) -> None:
     assert first.request.endpoint == "completions"
     assert first.prompt is not None and first.prompt.endswith(GEN)
     assert first.request.body["prompt"] == first.prompt
-    assert first.prompt.startswith("<|im_start|>system\nYou extract structured data")
+    # SmolLM2's own system prompt is kept; schemagen's instruction opens the user turn
+    assert first.prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    assert "<|im_start|>user\nYou extract structured data" in first.prompt
     assert '"name": "Person"' in first.prompt  # injected: SmolLM2's template ignores tools
     assert first.completion is not None and first.completion.raw["object"] == "text_completion"
     assert first.completion.text == first.completion.raw["choices"][0]["text"]

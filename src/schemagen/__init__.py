@@ -32,6 +32,7 @@ from schemagen.errors import (
     UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, ToolCall, Usage
+from schemagen.grounding import Citation, Grounded, Quote
 from schemagen.observe.hooks import HookEvent, Hooks
 from schemagen.observe.otel import Telemetry
 from schemagen.render.messages import Example
@@ -52,6 +53,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "CheckResult",
+    "Citation",
     "Client",
     "Completion",
     "ConfigurationError",
@@ -62,11 +64,13 @@ __all__ = [
     "Example",
     "Extraction",
     "ExtractionError",
+    "Grounded",
     "HookEvent",
     "Hooks",
     "KeywordEnforcement",
     "MissingDependencyError",
     "ModeUnsupportedError",
+    "Quote",
     "RateLimitError",
     "RefusalError",
     "RepetitionGuard",

@@ -162,6 +162,7 @@ class Client:
         mode_cache: str | os.PathLike[str] | None = None,
         hooks: HooksSetting = None,
         telemetry: Telemetry | bool | None = None,
+        grounded: bool = False,
         **params: Any,
     ) -> None:
         """``retries``: validation reasks after the first attempt. ``max_retries``: transport
@@ -214,6 +215,7 @@ class Client:
             on_truncation=on_truncation,
             budget=budget,
             transport=transport,
+            grounded=grounded,
         )
         # The backend's own tokenizer, when it has one, beats a tiktoken estimate.
         count = getattr(self.backend, "count_tokens", None)

@@ -31,9 +31,9 @@ class ConfigurationError(SchemagenError, ValueError):
     """Arguments or environment don't describe a usable endpoint or option."""
 
 
-class EmptyTextError(SchemagenError, ValueError):
-    """The text to extract from is empty or whitespace only: there is nothing to extract,
-    and a model asked anyway would invent a value. No request is sent."""
+class EmptyTextError(ConfigurationError):
+    """The text to extract from is empty or whitespace only: there is nothing to extract (or
+    to ground a value in), and a model asked anyway would invent a value. No request is sent."""
 
     def __init__(self) -> None:
         super().__init__("The text to extract from is empty or whitespace only, so nothing was sent. "

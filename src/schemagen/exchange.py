@@ -86,6 +86,7 @@ class Request:
     ``body`` is the JSON body for ``/v1/chat/completions`` (endpoint="chat") or
     ``/v1/completions`` (endpoint="completions"). ``constraint`` is a JSON schema the
     output must match, for backends that enforce one themselves (local generation).
+    ``source_text`` is the input text when the constraint marks grounded strings (spans of it).
     """
 
     endpoint: Endpoint
@@ -94,6 +95,7 @@ class Request:
     #: Per-call transport options that never go in the body: ``headers``, ``params``
     #: (the query), ``timeout`` (from ``extra_headers=``, ``extra_query=``, ``timeout=``).
     options: dict[str, Any] = field(default_factory=dict)
+    source_text: str | None = None
 
     @property
     def max_tokens(self) -> int | None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 
 from schemagen.enforcement import KeywordEnforcement, enforcement_report, grammar_schema
 from schemagen.errors import SchemaError
+from schemagen.grounding import GroundedField, pop_markers
 from schemagen.schema_json import json_schema_target
 
 StrictSetting = Union[bool, Literal["auto"]]  # noqa: UP007 - a runtime alias on 3.10
@@ -75,6 +76,7 @@ class ToolSpec:
     check: Callable[[Any], Any] | None = field(default=None, repr=False)  # arguments -> value
     source: dict[str, Any] = field(default_factory=dict, repr=False)  # parameters before strict
     enforcement: tuple[KeywordEnforcement, ...] = field(default=(), repr=False)
+    grounded: tuple[GroundedField, ...] = ()  # fields marked Quote/Grounded (markers kept off the wire)
 
     @property
     def tool(self) -> dict[str, Any]:
@@ -463,9 +465,10 @@ def _build_type_tool(target: Any, strict: StrictSetting) -> ToolSpec:
         raise SchemaError(f"{target!r} can't be turned into a JSON schema: {exc}") from exc
     report: list[SchemaChange] = []
     params = compact_schema(raw, report)
+    grounded = pop_markers(params)
     params.pop("title", None)
     params.pop("description", None)  # it is the tool's description already
-    return _finish(name, description, params, strict, report, model, unwrap, wrapped, check)
+    return _finish(name, description, params, strict, report, model, unwrap, wrapped, check, grounded)
 
 
 _VALUE_KEY = "value"
@@ -544,7 +547,8 @@ def _unwrap_value(data: Any) -> Any:
 
 def _finish(name: str, description: str, params: dict[str, Any], strict: StrictSetting,
             report: list[SchemaChange], model: type[BaseModel] | None, unwrap: Callable[[Any], Any],
-            wrapped: bool, check: Callable[[Any], Any] | None) -> ToolSpec:
+            wrapped: bool, check: Callable[[Any], Any] | None,
+            grounded: tuple[GroundedField, ...] = ()) -> ToolSpec:
     """Apply strict mode where asked and possible, and build the spec with its reports."""
     source, use_strict = params, False
     if strict is not False:
@@ -560,7 +564,7 @@ def _finish(name: str, description: str, params: dict[str, Any], strict: StrictS
     safe_name = _TOOL_NAME_BAD.sub("_", name)[:64] or "extract"
     enforcement = enforcement_report(source, params if use_strict else None)
     return ToolSpec(safe_name, description, params, use_strict, tuple(report), model, unwrap, wrapped,
-                    check, source, enforcement)
+                    check, source, enforcement, grounded)
 
 
 def output_schema(target: Any) -> dict[str, Any]:

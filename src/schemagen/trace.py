@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.grounding import Citation
 from schemagen.redact import redact, redact_text
 
 
@@ -40,6 +41,7 @@ class AttemptRecord:
     bound: str | None = None  # how a derived max_tokens was chosen (None: the caller's, or none)
     mode: str = ""  # the output mode this attempt was rendered in
     reasoning: str = ""  # reasoning text taken out of the completion before parsing
+    citations: list[Citation] = field(default_factory=list)  # grounded values: found? where?
 
     @property
     def usage(self) -> Usage:
@@ -60,6 +62,7 @@ class AttemptRecord:
             "bound": self.bound,
             "mode": self.mode,
             "reasoning": self.reasoning,
+            "grounding": [c.to_dict() for c in self.citations],
             "transport_retries": [{"error": r.error, "wait_s": round(r.wait_s, 3)} for r in self.retries],
             "usage": self.usage.to_dict(),
             "elapsed_s": round(self.elapsed_s, 4),

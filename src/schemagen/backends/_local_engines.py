@@ -220,6 +220,18 @@ class LLGuidanceEngine:
             raise schema_error(self.name, matcher.get_error(), schema)
         return _LLGGrammar(matcher)
 
+    def compile_lark(self, lark: str, schema: dict[str, Any]) -> CompiledGrammar:
+        """A Lark grammar (grounded strings: see ``_grounded_grammar``); errors name ``schema``'s fault."""
+        matcher_cls = self._llg.LLMatcher
+        grammar = matcher_cls.grammar_from_lark(lark)
+        is_error, messages = matcher_cls.validate_grammar_with_warnings(grammar, self.tokenizer)
+        if is_error:
+            raise schema_error(self.name, messages[0] if messages else "invalid grammar", schema)
+        matcher = matcher_cls(self.tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise schema_error(self.name, matcher.get_error(), schema)
+        return _LLGGrammar(matcher)
+
 
 # --------------------------------------------------------------------------- outlines_core
 

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from schemagen.cli.options import EXIT_FAILED, EXIT_USAGE, BaseUrlOpt, ModelOpt, SchemaOpt, fail, load_target
+from schemagen.cli.options import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    BaseUrlOpt,
+    ExamplesOpt,
+    ModelOpt,
+    SchemaOpt,
+    fail,
+    load_examples,
+    load_target,
+)
 from schemagen.errors import SchemagenError
 
 TemplateOpt = Annotated[
@@ -44,58 +54,69 @@ def render(
     source: Annotated[str, typer.Argument(help="The input text, a file holding it, or - for stdin")],
     schema: SchemaOpt,
     template: TemplateOpt = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name for the request")] = "model",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, or local:/path.gguf (local: the "
+                                                             "local backend's prompt)")] = "model",
+    mode: Annotated[Optional[str], typer.Option(help="A mode from the registry (tools, raw, ...); default: "  # noqa: UP045
+                                                     "what extract would use")] = None,
     many: Annotated[bool, typer.Option("--many", help="Extract a list of the model")] = False,
     system: Annotated[Optional[str], typer.Option(help="System instruction ({tool} = tool name)")] = None,  # noqa: UP045
+    examples: ExamplesOpt = None,
+    grounded: Annotated[bool, typer.Option("--grounded", help="Strings must be spans of the text")] = False,
     visible: Annotated[bool, typer.Option("--visible", help="Mark newlines, tabs, trailing spaces")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print prompt, notes and findings as JSON")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when lint finds an error")] = False,
 ) -> None:
-    """Print the exact prompt raw mode would send for TEXT, and what lint finds in the template.
-
-    Without --template, print the chat-completions body that mode 'tools' sends instead.
+    """Print exactly what a backend and mode send for TEXT: the prompt for modes that render one
+    (raw mode, local models), else the request body. It is the first request of a real extraction
+    (the same code path), so it matches the prompt in that extraction's trace byte for byte.
     """
-    from schemagen.engine.modes.raw import build_prompt
+    from schemagen.errors import TemplateError
     from schemagen.render.lint import lint_prompt
-    from schemagen.render.messages import build_messages, render_chat
-    from schemagen.render.templates import load_template
-    from schemagen.schema import build_tool
     from schemagen.trace import VISIBLE_LEGEND
     from schemagen.trace import visible as show
 
     text = _source_text(source)
     try:
-        spec = build_tool(load_target(schema, many), False)
-        messages = build_messages(spec, text, system=system)
-        if template is None:
-            body = render_chat(spec, messages, model=model).body
-            if as_json:
-                typer.echo(json.dumps({"template": None, "request": body}, indent=2, ensure_ascii=False))
-            else:
-                typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
-                typer.echo("schemagen: no --template: this is the chat-completions body (mode 'tools'); pass "
-                           "--template to see the prompt and lint it", err=True)
-            return
-        chat_template = load_template(template)
-        prompt = build_prompt(chat_template, spec, messages)
-        findings = list(lint_prompt(chat_template, messages, [spec.tool]))
-        seen = {(f.code, f.message) for f in findings}
-        findings += [f for f in prompt.findings if (f.code, f.message) not in seen]
+        run = _first_run(load_target(schema, many), text, model=model, template=template, mode=mode,
+                         system=system, examples=load_examples(schema, examples), grounded=grounded)
+        request = run.next_request()
+        prompt = run.current.prompt
+        chat_template = run.settings.template
+        notes = list(run.trace.notes)
+        findings: list[Any] = []
+        if prompt is not None and chat_template is not None and request.constraint is None:
+            try:
+                findings = list(lint_prompt(chat_template, run.messages, [run.spec.tool]))
+            except TemplateError:  # e.g. roles must alternate: the prompt was folded, see the notes
+                findings = []
     except (SchemagenError, OSError) as exc:
         raise fail(f"{type(exc).__name__}: {exc}", EXIT_USAGE) from exc
+    if prompt is None:
+        if as_json:
+            typer.echo(json.dumps({"template": None, "mode": run.settings.mode, "request": request.body},
+                                  indent=2, ensure_ascii=False))
+        else:
+            typer.echo(json.dumps(request.body, indent=2, ensure_ascii=False))
+            typer.echo(f"schemagen: mode {run.settings.mode!r} sends this request body (no prompt is "
+                       "rendered "
+                       "here); pass --template or --model local:... to see a prompt", err=True)
+        return
     errors = [f for f in findings if f.severity == "error"]
+    name = getattr(chat_template, "name", None)
     if as_json:
         typer.echo(json.dumps({
-            "template": chat_template.name, "prompt": prompt.text, "notes": list(prompt.notes),
+            "template": name, "mode": run.settings.mode, "prompt": prompt, "notes": notes,
             "findings": [_finding_dict(f) for f in findings],
+            "max_tokens": request.max_tokens, "constraint": request.constraint,
         }, indent=2, ensure_ascii=False))
     else:
         if visible:
             typer.echo(f"schemagen: {VISIBLE_LEGEND}", err=True)
-        sys.stdout.write(show(prompt.text) if visible else prompt.text)
+        sys.stdout.write(show(prompt) if visible else prompt)
         sys.stdout.flush()
-        typer.echo(f"\nschemagen: template {chat_template.name!r}, {len(prompt.text)} characters", err=True)
-        for note in prompt.notes:
+        typer.echo(f"\nschemagen: template {name!r}, mode {run.settings.mode!r}, {len(prompt)} characters",
+                   err=True)
+        for note in notes:
             if not note.startswith("lint: "):
                 typer.echo(f"note: {note}", err=True)
         typer.echo(f"lint: {len(findings)} finding{'s' * (len(findings) != 1)}", err=True)
@@ -103,6 +124,24 @@ def render(
             typer.echo(f"  {finding}", err=True)
     if strict and errors:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _first_run(target: Any, text: str, *, model: str, template: str | None, mode: str | None,
+               system: str | None, examples: list[Any], grounded: bool) -> Any:
+    """The extraction ``schemagen extract`` would run (nothing is sent): a local model loads its
+    backend (its template, tokenizer and constraint); otherwise no backend is needed to render."""
+    from schemagen.client import Client
+    from schemagen.engine.run import ExtractionRun, Settings
+    from schemagen.render.templates import load_template
+
+    if model.startswith("local:"):
+        client = Client(model=model, mode=mode, template=template, system=system, examples=examples,
+                        grounded=grounded)
+        return client.start(target, text)
+    settings = Settings(model=model, mode=mode or ("raw" if template else "tools"), system=system,
+                        examples=tuple(examples), template=load_template(template) if template else None,
+                        grounded=grounded)
+    return ExtractionRun(target, text, settings)
 
 
 def doctor(

@@ -14,9 +14,11 @@ from schemagen.cli.options import (
     EXIT_FAILED,
     EXIT_USAGE,
     BaseUrlOpt,
+    ExamplesOpt,
     ModelOpt,
     SchemaOpt,
     fail,
+    load_examples,
     load_target,
     read_text,
     to_jsonable,
@@ -47,6 +49,8 @@ def extract(
         help="auto (default), tools, tools_required, tools_auto, json_schema, json_object, prompt, raw",
     )] = None,
     template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
+    examples: ExamplesOpt = None,
+    grounded: Annotated[bool, typer.Option("--grounded", help="Strings must be spans of the text")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
 ) -> None:
@@ -56,10 +60,14 @@ def extract(
     text = read_text(source)
     try:
         target = load_target(schema, many)
+        shots = load_examples(schema, examples)
         client = Client(model=model, base_url=base_url, retries=retries, max_tokens=max_tokens,
-                        debug=debug or None, mode=mode, template=template)
+                        debug=debug or None, mode=mode, template=template, examples=shots, grounded=grounded)
         backend_name = getattr(client.backend, "describe", None)
         typer.echo(f"schemagen: model {backend_name() if backend_name else client.settings.model}", err=True)
+        if shots:
+            where = examples or schema.rpartition(":")[0]
+            typer.echo(f"schemagen: {len(shots)} worked example(s) from {where}", err=True)
         result = client.extract_result(target, text)
     except SchemagenError as exc:
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError

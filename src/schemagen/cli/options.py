@@ -54,7 +54,24 @@ def load_target(schema: str, many: bool) -> Any:
     return list[target] if many else target  # type: ignore[valid-type]
 
 
+def load_examples(schema: str, examples: str | None) -> list[Any]:
+    """Worked examples: ``--examples file.py:NAME``, else the schema module's ``EXAMPLES`` if any."""
+    from schemagen.loading import load_object
+
+    if examples:
+        found = load_object(examples)
+    else:
+        module, _, _ = schema.rpartition(":")
+        try:
+            found = load_object(f"{module}:EXAMPLES") if module else []
+        except Exception:  # no EXAMPLES there: none
+            found = []
+    return list(found or [])
+
+
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, or local:/path.gguf")]  # noqa: UP045
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL")]  # noqa: UP045
 SchemaOpt = Annotated[str, typer.Option(
     "--schema", "-s", help="file.py:Model, package.module:Model, or a JSON Schema file.json")]
+ExamplesOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--examples", help="Worked examples, file.py:NAME (default: the schema module's EXAMPLES, if any)")]

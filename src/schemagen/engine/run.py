@@ -48,6 +48,8 @@ from schemagen.errors import (
     UnsupportedFeatureError,
 )
 from schemagen.exchange import Completion, Request, Usage
+from schemagen.grounding import Citation, GroundedField, all_strings, cite, mark
+from schemagen.grounding import errors as grounding_errors
 from schemagen.parse.jsonfix import COMPLETED_NOTE
 from schemagen.parse.recover import NoToolCall, error_fields, format_errors
 from schemagen.redact import redact_text
@@ -101,6 +103,7 @@ class Settings:
     budget: BudgetSetting = None
     # Per-call request options (extra_headers, extra_query, extra_body, timeout), as in the SDK.
     transport: Mapping[str, Any] = field(default_factory=dict)
+    grounded: bool = False  # every free string must be a span of the text (see schemagen.grounding)
     #: Deprecated name of ``single_tool_call`` (True meant "send parallel_tool_calls: false").
     parallel_tool_calls: bool | None = None
 
@@ -135,6 +138,11 @@ class Extraction(Generic[T]):
     attempts: int
     usage: Usage
     trace: Trace
+
+    @property
+    def citations(self) -> list[Citation]:
+        """Where each grounded string value was found in the text (empty without grounding)."""
+        return list(self.trace.attempts[-1].citations) if self.trace.attempts else []
 
 
 class ExtractionRun(Generic[T]):
@@ -187,6 +195,13 @@ class ExtractionRun(Generic[T]):
         if self.debug and text:  # an empty text is only a batch's up-front schema check
             _print_enforcement(self.spec)
         self.input_tokens: int = self.counter(text)
+        self.text = text
+        self.grounded = _grounded_fields(self.spec, settings.grounded)
+        if self.grounded and not text.strip():
+            raise ConfigurationError(
+                "Grounded fields must be spans of the text, but the text is empty: pass the text to "
+                "extract from, or drop grounded=True / Quote."
+            )
         self.budgets: tuple[Budget, ...] = _budgets(settings.budget)
         if any(b.max_cost is not None for b in self.budgets) and price_for(settings.model) is None:
             raise ConfigurationError(
@@ -294,6 +309,10 @@ class ExtractionRun(Generic[T]):
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
         request = with_request_options(rendered.request, self.settings.transport)
+        if self.grounded and request.constraint is not None:
+            # the backend enforces the spans itself when it can (llguidance); the check below holds anyway
+            request = dataclasses.replace(request, constraint=mark(request.constraint, self.grounded),
+                                          source_text=self.text)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request, mode=self.mode.name,
@@ -550,6 +569,15 @@ class ExtractionRun(Generic[T]):
             self._fail(record, _Failure(recovered.raw or "{}", format_errors(exc), recovered.arguments,
                                         tuple(error_fields(exc))))
             return
+        if self.grounded:
+            record.citations = cite(recovered.arguments, self.text, self.grounded)
+            missing = grounding_errors(record.citations)
+            if missing:
+                record.outcome = "invalid"
+                names = tuple(dict.fromkeys(c.field.split(".")[0].split("[")[0]
+                                            for c in record.citations if not c.found))
+                self._fail(record, _Failure(recovered.raw or "{}", missing, recovered.arguments, names))
+                return
         record.outcome = "ok"
         self.done = True
 
@@ -665,6 +693,13 @@ def with_request_options(request: Request, transport: Mapping[str, Any]) -> Requ
     names = {"extra_headers": "headers", "extra_query": "params", "timeout": "timeout"}
     options = {names[k]: v for k, v in transport.items() if k in names and v is not None}
     return dataclasses.replace(request, body=body, options={**request.options, **options})
+
+
+def _grounded_fields(spec: ToolSpec, every_string: bool) -> tuple[GroundedField, ...]:
+    """The spec's Quote fields, plus every free string field with ``grounded=True``."""
+    fields = {f.path: f for f in (all_strings(spec.parameters) if every_string else ())}
+    fields.update({f.path: f for f in spec.grounded})  # a marker's case setting wins
+    return tuple(fields.values())
 
 
 def _budgets(setting: BudgetSetting) -> tuple[Budget, ...]:

@@ -22,6 +22,7 @@ DEFAULT_SYSTEM = (
     "with arguments taken from the text. Do not invent values that are not in the text."
 )
 REASK_CALL_ID = "call_failed"
+EXAMPLE_CALL_ID = "call_example_"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def build_messages(
     instruction = (system if system is not None else DEFAULT_SYSTEM).replace("{tool}", spec.name)
     messages: list[dict[str, Any]] = [{"role": "system", "content": instruction}]
     for i, example in enumerate(examples):
-        call_id = f"call_example_{i}"
+        call_id = f"{EXAMPLE_CALL_ID}{i}"
         messages += [
             {"role": "user", "content": example.input},
             {

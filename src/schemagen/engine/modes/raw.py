@@ -37,7 +37,8 @@ from schemagen.render.lint import (
     inject_tools_into_system,
     template_ignores_tools,
 )
-from schemagen.render.templates import ChatTemplate, load_template, normalize_messages, with_system_block
+from schemagen.render.messages import DEFAULT_SYSTEM, EXAMPLE_CALL_ID
+from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
 from schemagen.schema import ToolSpec
 
 #: vLLM/SGLang extensions to /v1/completions: the prompt already holds its special tokens
@@ -59,6 +60,7 @@ _PROBE_TOOLS = [{"type": "function", "function": {
     "name": _PROBE_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}},
 }}]
 _SENTINEL = "schemagen_end_of_turn_probe"
+_SYSTEM_PROBE = "schemagen_system_probe"
 
 
 @dataclass(frozen=True)
@@ -152,13 +154,69 @@ def lower_tool_turns(messages: Sequence[Mapping[str, Any]], *, envelope: bool = 
     return out
 
 
-def add_schema_instruction(messages: Sequence[Mapping[str, Any]], spec: ToolSpec) -> list[dict[str, Any]]:
-    """For constrained output: ask for the arguments alone, as JSON matching the schema."""
-    block = (
-        f"Reply with only a JSON object for `{spec.name}` ({spec.description.strip()}), matching this "
-        f"JSON schema:\n{json.dumps(spec.parameters, ensure_ascii=False)}"
-    )
-    return with_system_block(messages, block)
+@functools.lru_cache(maxsize=32)
+def default_system_prompt(template: ChatTemplate) -> str | None:
+    """The system prompt the template writes itself when a conversation has none (SmolLM2's
+    "You are a helpful AI assistant named SmolLM..."), found by rendering with and without one."""
+    user = {"role": "user", "content": _SENTINEL}
+    try:
+        bare = template.render([user], add_generation_prompt=False)
+        probed = template.render([{"role": "system", "content": _SYSTEM_PROBE}, user],
+                                 add_generation_prompt=False)
+    except TemplateError:
+        return None
+    if _SYSTEM_PROBE not in probed:
+        return None
+    before, after = probed.split(_SYSTEM_PROBE, 1)
+    if len(bare) > len(before) + len(after) and bare.startswith(before) and bare.endswith(after):
+        return bare[len(before):len(bare) - len(after)].strip() or None
+    return None
+
+
+def constrained_instruction(spec: ToolSpec) -> str:
+    """The instruction for output a grammar enforces: no schema (the grammar holds the shape, and
+    a small model copies schema text into values), the description, and "copy" (see docs/local.md)."""
+    return (f"Extract the {spec.name} ({spec.description.strip()}) from the text as JSON. "
+            "Copy values exactly from the text.")
+
+
+def _is_default_system(message: Mapping[str, Any], spec: ToolSpec) -> bool:
+    ours = DEFAULT_SYSTEM.replace("{tool}", spec.name)
+    return message.get("role") == "system" and message.get("content") == ours
+
+
+def place_instruction(
+    messages: Sequence[Mapping[str, Any]], spec: ToolSpec, template: ChatTemplate, *, constrain: bool,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Put schemagen's instruction where it doesn't evict the template's own system prompt.
+
+    Our default system message moves into the first user turn when the template writes a system
+    prompt of its own (the model's native one then stays) or when the output is constrained (the
+    instruction becomes :func:`constrained_instruction`). A caller's ``system=`` stays where it is.
+    """
+    out = normalize_messages(messages)
+    native = default_system_prompt(template)
+    ours = bool(out) and _is_default_system(out[0], spec)
+    instruction = constrained_instruction(spec) if constrain else (out[0]["content"] if ours else None)
+    if not instruction or not (constrain or (ours and native)):
+        return out, []
+    if ours:
+        out.pop(0)
+    notes = []
+    if native and (ours or not out or out[0].get("role") != "system"):
+        notes.append(f"the chat template's own system prompt is kept ({native[:60]!r}); schemagen's "
+                     "instruction is in the first user turn")
+    placed = False
+    for message in out:
+        content = str(message.get("content") or "")
+        # constrained: every input text (worked examples' too) gets it, not a reask's errors
+        skip = placed and (not constrain or content.startswith("Tool result:"))
+        if message.get("role") == "user" and not skip:
+            message["content"] = f"{instruction}\n\nText:\n{content}"
+            placed = True
+    if not placed:
+        out.append({"role": "user", "content": instruction})
+    return out, notes
 
 
 def _fold_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
@@ -196,11 +254,18 @@ def build_prompt(
     notes: list[str] = []
     tools = None if constrain else [spec.tool]
     rendered = normalize_messages(messages)
+    if constrain:  # an example's "Recorded." result says nothing when the output is bare JSON
+        rendered = [m for m in rendered if not str(m.get("tool_call_id") or "").startswith(EXAMPLE_CALL_ID)]
     if has_tool_turns(rendered) and (constrain or not renders_tool_calls(template)):
         rendered = lower_tool_turns(rendered, envelope=not constrain)
         notes.append("earlier tool calls and their results are written as plain assistant/user text"
                      + (" (constrained output is the arguments alone)" if constrain
                         else ": the chat template does not print tool calls"))
+    rendered, placed = place_instruction(rendered, spec, template, constrain=constrain)
+    notes += placed
+    if constrain:
+        notes.append("constrained output: the instruction names no schema; the grammar holds it "
+                     "(Request.constraint) and the completion is read as plain JSON")
     fold = False
     try:
         template.render(rendered, tools=tools)
@@ -211,12 +276,11 @@ def build_prompt(
         template.render(folded, tools=tools)  # still failing: the template's own error is the clearest
         fold = True
         notes.append("the chat template refused the system message; it was folded into the first user turn")
-    if constrain:
-        rendered = add_schema_instruction(rendered, spec)
-        notes.append("constrained output: the arguments' JSON schema is in the system message and "
-                     "in Request.constraint; the completion is read as plain JSON")
-    elif template_ignores_tools(template, (_fold_system(rendered) or rendered) if fold else rendered,
-                                tools or []):
+    probe = (_fold_system(rendered) or rendered) if fold else rendered
+    if not constrain and template_ignores_tools(template, probe, tools or []):
+        native = default_system_prompt(template)
+        if native and rendered and rendered[0].get("role") != "system":
+            rendered = [{"role": "system", "content": native}, *rendered]  # keep it, add the tools to it
         rendered = inject_tools_into_system(rendered, tools or [])
         notes.append("the chat template ignores `tools`: the tool schema was injected into the system "
                      "message (lint.inject_tools_into_system)")
@@ -286,9 +350,12 @@ __all__ = [
     "RawMode",
     "RawPrompt",
     "build_prompt",
+    "constrained_instruction",
+    "default_system_prompt",
     "end_of_turn",
     "lint_raw_prompt",
     "lower_tool_turns",
     "parsers_tried",
+    "place_instruction",
     "renders_tool_calls",
 ]

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
 import time
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from schemagen.backends._local_runtimes import (
     hf_dir_from_gguf,
     load_runtime,
 )
+from schemagen.chunks import Delta
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
 from schemagen.exchange import Completion, Endpoint, Request, Usage
@@ -325,7 +329,8 @@ class LocalBackend:
         return self.compiled_grammar(schema)[1]
 
     # ------------------------------------------------------------------ generation
-    def complete(self, request: Request) -> Completion:
+    def complete(self, request: Request, *, on_text: Callable[[str], None] | None = None) -> Completion:
+        """Generate; ``on_text`` gets each new piece of text as the token loop makes it."""
         if request.endpoint != "completions":
             raise ConfigurationError(
                 f"The local backend serves the 'completions' endpoint only, not {request.endpoint!r}; "
@@ -371,7 +376,7 @@ class LocalBackend:
             state_s = time.perf_counter() - state_started
             result = self._generate(
                 prompt_ids, state, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                rng=np.random.default_rng(seed), stops=stops, ignore_eos=ignore_eos,
+                rng=np.random.default_rng(seed), stops=stops, ignore_eos=ignore_eos, on_text=on_text,
             )
             out_ids, finish, counters, text = result
             stats = rt.stats
@@ -418,6 +423,44 @@ class LocalBackend:
         # The model's lock (taken inside complete) keeps one generation per model at a time.
         return await asyncio.to_thread(self.complete, request)
 
+    def stream(self, request: Request) -> Generator[Delta | Completion, None, None]:
+        """Text deltas from the token loop as it runs (in a worker thread), then the Completion.
+        Leaving the iterator early stops the generation at its next token."""
+        events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def on_text(text: str) -> None:
+            if stop.is_set():
+                raise _Stopped
+            events.put(Delta("content", text))
+
+        def work() -> None:
+            try:
+                events.put(self.complete(request, on_text=on_text))
+            except BaseException as exc:  # handed to the consumer's thread
+                events.put(exc)
+
+        threading.Thread(target=work, name="schemagen-local-stream", daemon=True).start()
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, Completion):
+                    return
+        finally:
+            stop.set()
+
+    async def astream(self, request: Request) -> AsyncIterator[Delta | Completion]:
+        """Async twin of :meth:`stream` (each step waits in a thread)."""
+        events = self.stream(request)
+        try:
+            while (event := await asyncio.to_thread(next, events, None)) is not None:
+                yield event
+        finally:
+            events.close()
+
     def close(self) -> None:
         """Nothing to release per backend: the model stays cached for the next one.
 
@@ -450,6 +493,7 @@ class LocalBackend:
     def _generate(
         self, prompt_ids: list[int], state: GuideState | None, *, max_tokens: int, temperature: float,
         top_p: float, rng: np.random.Generator, stops: list[str], ignore_eos: bool = False,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], str, dict[str, Any], str]:
         rt = self._runtime
         eog = frozenset() if ignore_eos else rt.eog_token_ids
@@ -481,6 +525,18 @@ class LocalBackend:
         def looping(tokens: list[int]) -> bool:
             return guard is not None and guard.feed(rt.detokenize(tokens))
 
+        shown = 0
+
+        def emit() -> None:  # streaming: the text so far, less a multi-byte character cut in half
+            nonlocal shown
+            if on_text is None:
+                return
+            now = rt.detokenize(out)
+            end = len(now) - 1 if now.endswith("\ufffd") else len(now)
+            if end > shown:
+                on_text(now[shown:end])
+                shown = end
+
         while len(out) < max_tokens:
             if fast_forward:
                 assert state is not None
@@ -490,6 +546,7 @@ class LocalBackend:
                     state.consume(forced)
                     out.extend(forced)
                     counters["forced_tokens"] += len(forced)
+                    emit()
                     if state.is_stopped():
                         finish = "stop"
                         break
@@ -528,6 +585,7 @@ class LocalBackend:
             if state is not None:
                 state.consume([token])
             out.append(token)
+            emit()
             if state is not None and state.is_stopped():
                 finish = "stop"
                 break
@@ -552,3 +610,7 @@ class LocalBackend:
         if text is None:
             text = rt.detokenize(out)
         return out, finish, counters, text
+
+
+class _Stopped(Exception):
+    """The stream's consumer left: end the generation."""

@@ -334,6 +334,7 @@ class OpenAIBackend:
                                       stream=True, stream_cls=openai.Stream[object])
             try:
                 if not _is_event_stream(stream.response):  # the server ignored stream=True
+                    stream.response.read()
                     completion = self._completion(stream.response.json(), request, notes)
                     yield from _whole(completion)
                     yield completion
@@ -349,6 +350,7 @@ class OpenAIBackend:
             raise map_openai_error(exc) from exc
         except _STREAM_ERRORS as exc:  # read errors mid-stream are not wrapped by openai
             raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+        _check_ended(acc)
         yield self._completion(acc.response(request, self.model), request, notes)
 
     async def astream(self, request: Request) -> AsyncIterator[Delta | Completion]:
@@ -379,6 +381,7 @@ class OpenAIBackend:
             raise map_openai_error(exc) from exc
         except _STREAM_ERRORS as exc:
             raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
+        _check_ended(acc)
         yield self._completion(acc.response(request, self.model), request, notes)
 
     def close(self) -> None:
@@ -397,6 +400,14 @@ def _streamed(request: Request) -> Request:
 
 def _is_event_stream(response: Any) -> bool:
     return "json" not in str(response.headers.get("content-type", "")).lower()
+
+
+def _check_ended(acc: StreamAccumulator) -> None:
+    """A stream that stops with no finish_reason was cut (a hang-up between events reads as a
+    clean end of body), unless the repetition guard closed it."""
+    if acc.finish_reason is None and acc.repetition is None:
+        raise APIConnectionError("The stream ended before the server finished (no finish_reason): "
+                                 "the connection was dropped mid-answer")
 
 
 def _whole(completion: Completion) -> Iterator[Delta]:

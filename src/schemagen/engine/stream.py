@@ -293,7 +293,11 @@ class StreamingRun(Generic[T]):
             rest: list[Any] = list(value)[self._accounted:]  # type: ignore[call-overload]
             return rest
         data = to_jsonable_python(value, fallback=str)
-        self.last = Partial(data, dict(self._fields), dict(self._errors), self._attempt.number,
+        fields = self._fields
+        if isinstance(value, BaseModel) and not self.spec.wrapped:  # the final fields are the value's
+            fields = {(info.alias or name): getattr(value, name)
+                      for name, info in type(value).model_fields.items()}
+        self.last = Partial(data, fields, {}, self._attempt.number,
                             final=value, done=True, _attempt=self._attempt)
         return [self.last]
 

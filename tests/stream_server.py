@@ -103,18 +103,22 @@ class StreamServer:
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("connection", "close")
+        handler.send_header("transfer-encoding", "chunked")  # as llama.cpp and vLLM: a hang-up is visible
         handler.end_headers()
 
-        def send(obj: Any) -> None:
-            handler.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+        def write(data: bytes) -> None:
+            handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             handler.wfile.flush()
+
+        def send(obj: Any) -> None:
+            write(f"data: {json.dumps(obj)}\n\n".encode())
 
         base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
         send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None},
                                    "finish_reason": None}]})
         for i, part in enumerate(parts):
             if script.drop_after is not None and i >= script.drop_after:
-                handler.wfile.write(b"data: {\"choi")  # a chunk cut in half, then the hang-up
+                handler.wfile.write(b"40\r\ndata: {\"choi")  # a chunk cut in half, then the hang-up
                 handler.wfile.flush()
                 handler.connection.shutdown(2)
                 return
@@ -128,7 +132,8 @@ class StreamServer:
                 if i == 0:
                     call.update(id="call_0", type="function")
                     call["function"]["name"] = name
-                send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]})
+                delta = {"tool_calls": [call]}
+                send({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             record.sent = i + 1
             if script.delay:
                 time.sleep(script.delay)
@@ -138,7 +143,8 @@ class StreamServer:
         if script.usage:
             send({**base, "choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": len(parts),
                                                    "total_tokens": 50 + len(parts)}})
-        handler.wfile.write(b"data: [DONE]\n\n")
+        write(b"data: [DONE]\n\n")
+        handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
 
     def _json_body(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], script: Script, name: str,
@@ -152,9 +158,9 @@ class StreamServer:
             call = {"id": "call_0", "type": "function", "function": {"name": name, "arguments": text}}
             choice = {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
                       "finish_reason": "tool_calls"}
+        usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
         data = json.dumps({"id": "cmpl-j", "object": "chat.completion", "model": body["model"],
-                           "choices": [choice],
-                           "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}}).encode()
+                           "choices": [choice], "usage": usage}).encode()
         handler.send_response(200)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(data)))

@@ -199,7 +199,7 @@ def test_fields_are_validated_as_they_close_with_the_partial_flag() -> None:
     srun.next_request()
     partials = feed_all(srun, '{"code": "ab", "count": 3}')
     assert partials[0].data == {} and partials[1].data == {"code": ""}
-    assert [p.fields for p in partials if p.fields][0] == {"code": "AB"}  # the field validator ran
+    assert next(p.fields for p in partials if p.fields) == {"code": "AB"}  # the field validator ran
     assert SEEN == [True]  # ...knowing the object is partial; the model validator did not run
     assert all(not p.done and p.attempt == 1 for p in partials)
     [final] = srun.receive(tool_completion('{"code": "ab", "count": 3}'))
@@ -367,7 +367,8 @@ def test_extract_iter_yields_items_as_they_close_and_skips_invalid(streamer: Str
 def test_extract_iter_reask_does_not_repeat_items(streamer: StreamServer) -> None:
     bad = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": "lots"}]
     good = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]
-    streamer.scripts += [Script(json.dumps({"items": bad}), delay=0), Script(json.dumps({"items": good}), delay=0)]
+    streamer.scripts += [Script(json.dumps({"items": bad}), delay=0),
+                         Script(json.dumps({"items": good}), delay=0)]
     stream = client(streamer).extract_iter(list[Line], "text")
     assert list(stream) == [Line(sku="A", qty=1), Line(sku="B", qty=2)]
     assert len(streamer.requests) == 2 and stream.invalid[0].attempt == 1

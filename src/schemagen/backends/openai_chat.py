@@ -350,12 +350,7 @@ class OpenAIBackend:
             raise map_openai_error(exc) from exc
         except _STREAM_ERRORS as exc:  # read errors mid-stream are not wrapped by openai
             raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
-        again = _unfinished(acc, request)
-        if again is not None:
-            completion = self.complete(again)
-            yield from _rest(acc, completion)
-            yield dataclasses.replace(completion, notes=(*completion.notes, *notes, UNFINISHED_NOTE))
-            return
+        _check_finished(acc)
         yield self._completion(acc.response(request, self.model), request, notes)
 
     async def astream(self, request: Request) -> AsyncIterator[Delta | Completion]:
@@ -386,13 +381,7 @@ class OpenAIBackend:
             raise map_openai_error(exc) from exc
         except _STREAM_ERRORS as exc:
             raise APIConnectionError(f"The stream broke off: {redact_text(str(exc))}") from exc
-        again = _unfinished(acc, request)
-        if again is not None:
-            completion = await self.acomplete(again)
-            for delta in _rest(acc, completion):
-                yield delta
-            yield dataclasses.replace(completion, notes=(*completion.notes, *notes, UNFINISHED_NOTE))
-            return
+        _check_finished(acc)
         yield self._completion(acc.response(request, self.model), request, notes)
 
     def close(self) -> None:
@@ -413,27 +402,14 @@ def _is_event_stream(response: Any) -> bool:
     return "json" not in str(response.headers.get("content-type", "")).lower()
 
 
-UNFINISHED_NOTE = ("the streamed /v1/completions answer ended after its first token with no finish_reason "
-                   "(llama-cpp-python 0.3 does this); it was asked for again without streaming")
-
-
-def _unfinished(acc: StreamAccumulator, request: Request) -> Request | None:
-    """The request to resend unstreamed when a /v1/completions stream ended with no finish_reason
-    (llama-cpp-python 0.3 streams one token then [DONE]); None when the stream was whole."""
-    if request.endpoint != "completions" or acc.finish_reason is not None or acc.repetition is not None:
-        return None
-    body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
-    return dataclasses.replace(request, body=body)
-
-
-def _rest(acc: StreamAccumulator, completion: Completion) -> Iterator[Delta]:
-    """The text of ``completion`` past what the stream already delivered."""
-    text = completion.text
-    if text.startswith(acc.content):
-        if len(text) > len(acc.content):
-            yield Delta("content", text[len(acc.content):])
-    elif text:  # it answered differently: the consumer restarts from this text
-        yield Delta("content", text)
+def _check_finished(acc: StreamAccumulator) -> None:
+    """Every server ends a whole stream with a finish_reason; one that stops without it was cut
+    short (llama-cpp-python ends a stream with [DONE] when another request arrives), so it is
+    retried like a dropped connection. A stream the repetition guard closed is whole."""
+    if acc.finish_reason is None and acc.repetition is None:
+        raise APIConnectionError(
+            "The stream ended without a finish_reason: the server stopped it mid-answer (llama-cpp-python "
+            "does this when another request arrives; start it with --interrupt_requests False)")
 
 
 def _whole(completion: Completion) -> Iterator[Delta]:

@@ -372,3 +372,26 @@ def test_extract_iter_reask_does_not_repeat_items(streamer: StreamServer) -> Non
     stream = client(streamer).extract_iter(list[Line], "text")
     assert list(stream) == [Line(sku="A", qty=1), Line(sku="B", qty=2)]
     assert len(streamer.requests) == 2 and stream.invalid[0].attempt == 1
+
+
+def test_cli_stream_shows_the_live_view_and_prints_the_final_json(
+    streamer: StreamServer, tmp_path: Any,
+) -> None:
+    from typer.testing import CliRunner
+
+    from schemagen.cli.main import app
+
+    (tmp_path / "schema.py").write_text(
+        "from pydantic import BaseModel\n\n"
+        "class Line(BaseModel):\n    sku: str\n    qty: int\n\n"
+        "class Invoice(BaseModel):\n    number: str\n    total: float\n    paid: bool\n    lines: list[Line]\n")
+    (tmp_path / "in.txt").write_text("invoice text")
+    streamer.scripts.append(Script(json.dumps(INVOICE), piece=3, delay=0))
+    result = CliRunner().invoke(app, [
+        "extract", str(tmp_path / "in.txt"), "--schema", f"{tmp_path / 'schema.py'}:Invoice",
+        "--base-url", streamer.base_url, "--model", "m", "--stream",
+    ])
+    assert result.exit_code == 0, result.output
+    assert streamer.requests[0].body["stream"] is True
+    assert "attempt 1 · done" in result.stderr and "INV-7" in result.stderr
+    assert json.loads(result.stdout) == INVOICE

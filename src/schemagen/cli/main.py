@@ -47,6 +47,7 @@ def extract(
     template: Annotated[Optional[str], typer.Option(help="Chat template: .gguf, HF dir, file")] = None,  # noqa: UP045
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Show the value filling in live (stderr)")] = False,
 ) -> None:
     """Extract one object (or --many) from a text and print it as JSON."""
     from schemagen.client import Client
@@ -58,7 +59,14 @@ def extract(
                         debug=debug or None, mode=mode, template=template)
         backend_name = getattr(client.backend, "describe", None)
         typer.echo(f"schemagen: model {backend_name() if backend_name else client.settings.model}", err=True)
-        result = client.extract_result(target, text)
+        if stream:
+            from rich.console import Console
+
+            from schemagen.cli.stream_view import stream_extraction
+
+            result = stream_extraction(client.stream(target, text), Console(stderr=True))
+        else:
+            result = client.extract_result(target, text)
     except SchemagenError as exc:
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
 

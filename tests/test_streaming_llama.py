@@ -63,10 +63,13 @@ async def test_llama_server_async_twin_agrees(llama_server: LlamaServer) -> None
 
 @pytest.mark.llama
 def test_llama_server_items_arrive_as_they_close(llama_server: LlamaServer) -> None:
-    text = "Team: Ada Lovelace, 36, London. Alan Turing, 41, Manchester."
-    got = list(client(llama_server).extract_iter(list[Person], text))
-    assert [p.name for p in got][:1] == ["Ada Lovelace"]
-    assert all(isinstance(p, Person) for p in got)
+    text = ("People:\n- Ada Lovelace is 36 years old and lives in London.\n"
+            "- Alan Turing is 41 years old and lives in Manchester.")
+    sg = client(llama_server)
+    stream = sg.extract_iter(list[Person], text)
+    got = list(stream)
+    assert [p.name for p in got] == ["Ada Lovelace", "Alan Turing"]
+    assert all(isinstance(p, Person) for p in got) and got == stream.result()
 
 
 @pytest.mark.llama

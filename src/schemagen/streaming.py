@@ -41,9 +41,8 @@ def _whole(completion: Completion) -> list[Event]:
 
 def _events(backend: Any, request: Request) -> Iterator[Event]:
     if isinstance(backend, StreamingBackend):
-        yield from backend.stream(request)
-    else:
-        yield from _whole(backend.complete(request))
+        return backend.stream(request)  # no generator in between: this runs once per delta
+    return iter(_whole(backend.complete(request)))
 
 
 async def _aevents(backend: Any, request: Request) -> AsyncIterator[Event]:
@@ -98,13 +97,14 @@ class PartialStream(_Outputs[T]):
 
     def _drive(self) -> Iterator[Any]:
         srun, run, policy = self.srun, self.srun.run, self._client.policy
+        backend = self._client.backend
         while not run.done:
             request = srun.next_request()
             completion: Completion | None = None
             tries = 0
             while completion is None:
                 try:
-                    for event in _events(self._client.backend, request):
+                    for event in _events(backend, request):
                         if isinstance(event, Completion):
                             completion = event
                         else:

@@ -51,11 +51,11 @@ class _Attempt:
     superseded: bool = False
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)  # not frozen: one is made per change, and frozen init is slow
 class Partial(Generic[T]):
-    """The value so far. ``data`` is plain JSON: strings may be incomplete, numbers,
-    booleans and enums appear only complete. For ``list[...]``, ``Literal``, ``str``...
-    targets ``data`` is the value itself (the list so far)."""
+    """The value so far (read-only). ``data`` is plain JSON: strings may be incomplete,
+    numbers, booleans and enums appear only complete. For ``list[...]``, ``Literal``,
+    ``str``... targets ``data`` is the value itself (the list so far)."""
 
     data: Any
     #: Complete top-level fields, validated (field validators ran with ``partial=True``).
@@ -162,6 +162,7 @@ class StreamingRun(Generic[T]):
         self.spec = run.spec
         self.items = items
         self.validator = FieldValidator(self.spec.model)
+        self._wrapped = self.spec.wrapped
         self.item_adapter: TypeAdapter[Any] | None = None
         self.invalid: list[InvalidItem] = []
         self.last: Partial[T] | None = None
@@ -199,6 +200,7 @@ class StreamingRun(Generic[T]):
         self._from_args = False
         self._fields: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
+        self._shown: tuple[dict[str, Any], dict[str, str]] | None = None
         self._accounted = 0
 
     # ------------------------------------------------------------ deltas
@@ -242,20 +244,23 @@ class StreamingRun(Generic[T]):
                     out += self._item_closed(rest[1], value)
         if self.items is not None or not changed:
             return out
-        args = arguments_at(parser.snapshot(), prefix)
+        args = arguments_at(parser.snapshot(), prefix) if prefix else parser.snapshot()
         if args is None:
             return out
-        self.last = Partial(self._view(args), dict(self._fields), dict(self._errors),
-                            self._attempt.number, _attempt=self._attempt)
+        if self._shown is None:  # the field maps are shared by partials until a field closes
+            self._shown = (dict(self._fields), dict(self._errors))
+        self.last = Partial(self._view(args), self._shown[0], self._shown[1], self._attempt.number,
+                            None, False, self._attempt)
         return [self.last]
 
     def _view(self, args: Any) -> Any:
-        if self.spec.wrapped and isinstance(args, dict):
+        if self._wrapped and isinstance(args, dict):
             (key,) = self.spec.model.model_fields
             return args.get(key)
         return args
 
     def _field_closed(self, key: str, value: Any) -> None:
+        self._shown = None
         ok, result = self.validator.validate(key, value)
         if ok:
             self._fields[key] = result

@@ -12,7 +12,7 @@
    on the same SSE stream (stream=True: the accumulator and repetition guard only), and vs
    ``extract`` of the same answer as one JSON body. Target <= 1.1x.
 
-    python benchmarks/streaming.py [--items 200] [--rounds 3] [--llama-url URL | --no-llama]
+    python benchmarks/streaming.py [--items 200] [--rounds 3] [--llama-url URL | --own-llama | --no-llama]
 """
 
 from __future__ import annotations
@@ -275,6 +275,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--llama-url", default=os.environ.get("SCHEMAGEN_TEST_LLAMA_URL"))
+    parser.add_argument("--own-llama", action="store_true",
+                        help="start a private llama.cpp server (a shared one cuts streams on other requests)")
     parser.add_argument("--no-llama", action="store_true")
     args = parser.parse_args()
     if args.serve:
@@ -301,10 +303,22 @@ def main() -> None:
               f"vs one JSON body: {body:.2f}x (SSE framing of {chunks} chunks included)")
     finally:
         proc.terminate()
+    own = None
+    if args.own_llama and not args.no_llama:
+        from tests.llama_server import smollm2_gguf, start_llama_server
+
+        model = smollm2_gguf()
+        if model is not None:
+            own = start_llama_server(model)
+            args.llama_url = own.base_url
     if args.no_llama or not args.llama_url:
-        print("2. skipped: no llama.cpp server (--llama-url or SCHEMAGEN_TEST_LLAMA_URL)")
+        print("2. skipped: no llama.cpp server (--llama-url, --own-llama or SCHEMAGEN_TEST_LLAMA_URL)")
         return
-    got = llama_first_field(args.llama_url)
+    try:
+        got = llama_first_field(args.llama_url)
+    finally:
+        if own is not None:
+            own.stop()
     if got is None:
         print("2. the llama.cpp server gave no complete 20-item invoice")
         return

@@ -38,7 +38,12 @@ def render_partial(partial: Partial[Any] | None, *, title: str = "") -> Renderab
             mark = Text("✗", style="red")
         else:
             mark = Text("…", style="yellow")
-        table.add_row(mark, str(key), Text(_short(value)))
+        if isinstance(value, list) and value and isinstance(value[0], dict):  # nested items, a row each
+            table.add_row(mark, str(key), Text(f"{len(value)} so far", style="dim"))
+            for i, item in enumerate(value):
+                table.add_row("", f"  [{i}]", Text(_short(item)))
+        else:
+            table.add_row(mark, str(key), Text(_short(value)))
     state = "done" if partial.done else "streaming"
     head = Text(f"{title}attempt {partial.attempt} · {state}", style="bold green" if partial.done else "bold")
     errors = [Text(f"✗ {key}: {msg}", style="red") for key, msg in partial.errors.items()]

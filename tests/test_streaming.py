@@ -337,6 +337,24 @@ def test_bounds_apply_while_streaming(streamer: StreamServer) -> None:
     assert info.value.received is not None and info.value.received.data["number"] == "INV-7"
 
 
+def test_the_repetition_guard_stops_a_looping_stream(streamer: StreamServer) -> None:
+    class Notes(BaseModel):
+        title: str
+        items: list[str]
+
+    loop = '{"title": "Standup", "items": ["Ann fixed the login bug", ' + '"Bob is blocked", ' * 400
+    streamer.scripts.append(Script(loop, delay=0.001))
+    stream = client(streamer).stream(Notes, "standup notes", max_tokens=2000)
+    with pytest.raises(TruncatedError) as info:
+        for _ in stream:
+            pass
+    assert info.value.reason == "repetition"
+    streamer.requests[0].done.wait(5)
+    assert streamer.requests[0].disconnected  # closed early, not read to the end
+    received = info.value.received
+    assert received is not None and received.data["title"] == "Standup" and len(received.data["items"]) > 3
+
+
 def test_raw_mode_streams_completions_text_through_the_native_markers(streamer: StreamServer) -> None:
     text = '<tool_call>\n{"name": "Invoice", "arguments": ' + json.dumps(INVOICE) + "}\n</tool_call>"
     streamer.scripts.append(Script(text, piece=4, delay=0))
@@ -364,6 +382,13 @@ def test_extract_iter_yields_items_as_they_close_and_skips_invalid(streamer: Str
     assert len(streamer.requests) == 1  # skipped, not reasked
 
 
+async def test_aextract_iter_yields_items(streamer: StreamServer) -> None:
+    items = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]
+    streamer.scripts.append(Script(json.dumps({"items": items}), delay=0))
+    got = [item async for item in client(streamer).aextract_iter(list[Line], "text")]
+    assert got == [Line(sku="A", qty=1), Line(sku="B", qty=2)]
+
+
 def test_extract_iter_reask_does_not_repeat_items(streamer: StreamServer) -> None:
     bad = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": "lots"}]
     good = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]
@@ -384,7 +409,8 @@ def test_cli_stream_shows_the_live_view_and_prints_the_final_json(
     (tmp_path / "schema.py").write_text(
         "from pydantic import BaseModel\n\n"
         "class Line(BaseModel):\n    sku: str\n    qty: int\n\n"
-        "class Invoice(BaseModel):\n    number: str\n    total: float\n    paid: bool\n    lines: list[Line]\n")
+        "class Invoice(BaseModel):\n    number: str\n    total: float\n    paid: bool\n"
+        "    lines: list[Line]\n")
     (tmp_path / "in.txt").write_text("invoice text")
     streamer.scripts.append(Script(json.dumps(INVOICE), piece=3, delay=0))
     result = CliRunner().invoke(app, [

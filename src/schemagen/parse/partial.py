@@ -60,7 +60,7 @@ class PartialJSON:
         self._stack: list[_Frame] = []
         self._fresh = 0  # frames [0:_fresh] were copied since the last snapshot
         self._token: str | None = None  # None, "str", "key", "atom"
-        self._raw: list[str] = []  # the string or atom so far (raw text)
+        self._raw = ""  # the string or atom so far (raw text)
         self._escape = False  # a string chunk ended on a backslash
         self._has_escape = False
         self._consumed = 0
@@ -145,7 +145,7 @@ class PartialJSON:
                     j = i
                     while j < n and text[j] not in _DELIMS:
                         j += 1
-                    self._raw.append(text[i:j])
+                    self._raw += text[i:j]
                     if j == n:
                         return changed
                     changed |= self._end_atom()
@@ -179,7 +179,7 @@ class PartialJSON:
                     changed = True
                 elif ch == '"':
                     self._token = "str"
-                    self._raw = []
+                    self._raw = ""
                     self._has_escape = False
                     self._put("")
                     changed = True
@@ -187,12 +187,12 @@ class PartialJSON:
                     self._close()  # shown already, when it opened
                 else:
                     self._token = "atom"
-                    self._raw = [ch]
+                    self._raw = ch
             elif expect == "key":
                 i += 1
                 if ch == '"':
                     self._token = "key"
-                    self._raw = []
+                    self._raw = ""
                     self._has_escape = False
                 elif ch == "}" and frame is not None and not frame.container:
                     self._close()
@@ -231,35 +231,32 @@ class PartialJSON:
 
     def _string(self, text: str, i: int) -> tuple[int, bool]:
         """Consume string text from ``i``; (next index, whether the closing quote came)."""
-        raw = self._raw
         if self._escape:  # the escaped character arrives at the start of this chunk
             self._escape = False
-            raw.append(text[i])
+            self._raw += text[i]
             i += 1
         n = len(text)
         while i < n:
             m = _SPECIAL.search(text, i)
             if m is None:
-                raw.append(text[i:])
+                self._raw += text[i:]
                 return n, False
             j = m.start()
             if text[j] == '"':
-                raw.append(text[i:j])
+                self._raw += text[i:j]
                 return j + 1, True
             self._has_escape = True
             if j + 1 < n:
-                raw.append(text[i:j + 2])
+                self._raw += text[i:j + 2]
                 i = j + 2
             else:
-                raw.append(text[i:j + 1])
+                self._raw += text[i:j + 1]
                 self._escape = True
                 return n, False
         return n, False
 
     def _decoded(self) -> str:
-        raw = "".join(self._raw)
-        if len(self._raw) > 1:
-            self._raw = [raw]
+        raw = self._raw
         if not self._has_escape:
             return raw
         # An escape cut in half (``\`` or ``\u00``) is left out until the rest arrives.
@@ -287,7 +284,7 @@ class PartialJSON:
 
     def _end_atom(self) -> bool:
         self._token = None
-        raw = "".join(self._raw).strip()
+        raw = self._raw.strip()
         try:
             value = json.loads(raw)
         except ValueError:

@@ -167,6 +167,7 @@ class StreamingRun(Generic[T]):
         self.invalid: list[InvalidItem] = []
         self.last: Partial[T] | None = None
         self._attempt = _Attempt(0)
+        self._request: Request | None = None
         self._yielded: set[tuple[int, str]] = set()  # (index, JSON) of items handed out
         self._accounted = 0  # items of this attempt handed out or already handed out before
         if items is not None:
@@ -216,8 +217,7 @@ class StreamingRun(Generic[T]):
         if self._from_args:
             return []
         if self._text is None:
-            request = getattr(self, "_request", None)
-            constrained = request is not None and request.constraint is not None
+            constrained = self._request is not None and self._request.constraint is not None
             self._text = TextCallReader(self.spec.name, constrained=constrained)
         changed = self._text.feed(delta.text)
         parser = self._text.json

@@ -172,15 +172,17 @@ def start_server(items: int) -> tuple[subprocess.Popen[bytes], str]:
 # ---------------------------------------------------------------- 1. CPU per chunk
 
 
-def cpu(fn: Any, rounds: int) -> float:
-    """Median process CPU seconds of ``fn()`` over ``rounds`` (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
+def cpu_interleaved(fns: dict[str, Any], rounds: int) -> dict[str, float]:
+    """Median process CPU seconds of each ``fn``, rounds interleaved so load drift hits all alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cpu_per_chunk(base_url: str, items: int, rounds: int) -> dict[str, float]:
@@ -206,8 +208,8 @@ def cpu_per_chunk(base_url: str, items: int, rounds: int) -> dict[str, float]:
         assert last is not None and len(last.items) == items
 
     results = {"chunks": float(n)}
-    for name, fn in (("schemagen extract_stream", ours), ("instructor create_partial", theirs)):
-        results[name] = cpu(fn, rounds) / n
+    both = cpu_interleaved({"schemagen extract_stream": ours, "instructor create_partial": theirs}, rounds)
+    results.update({name: value / n for name, value in both.items()})
     # the parse step alone: the same deltas, no HTTP
     pieces = token_pieces(invoice_json(items))
 
@@ -231,9 +233,9 @@ def cpu_per_chunk(base_url: str, items: int, rounds: int) -> dict[str, float]:
             buffer += piece.encode()
             from_json(buffer, partial_mode="trailing-strings")
 
-    results["parse only: schemagen"] = cpu(ours_parse, rounds) / n
-    results["parse only: jiter partial"] = cpu(jiter_reparse, rounds) / n
-    results["parse only: instructor"] = cpu(theirs_parse, rounds) / n
+    parse = cpu_interleaved({"parse only: schemagen": ours_parse, "parse only: jiter partial": jiter_reparse,
+                             "parse only: instructor": theirs_parse}, rounds)
+    results.update({name: value / n for name, value in parse.items()})
     return results
 
 
@@ -243,11 +245,11 @@ def cpu_per_chunk(base_url: str, items: int, rounds: int) -> dict[str, float]:
 def overhead(base_url: str, items: int, rounds: int) -> dict[str, float]:
     sg = schemagen.Client(base_url=base_url, model="m", api_key="bench", max_tokens=20000)
     text = invoice_text(items)
-    return {
-        "extract (one JSON body)": cpu(lambda: sg.extract(Invoice, text), rounds),
-        "extract (stream=True, no partials)": cpu(lambda: sg.extract(Invoice, text, stream=True), rounds),
-        "extract_stream (partials)": cpu(lambda: sg.stream(Invoice, text).result(), rounds),
-    }
+    return cpu_interleaved({
+        "extract (one JSON body)": lambda: sg.extract(Invoice, text),
+        "extract (stream=True, no partials)": lambda: sg.extract(Invoice, text, stream=True),
+        "extract_stream (partials)": lambda: sg.stream(Invoice, text).result(),
+    }, rounds)
 
 
 # ---------------------------------------------------------------- 2. first field vs whole, real server

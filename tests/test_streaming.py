@@ -385,7 +385,7 @@ def test_extract_iter_yields_items_as_they_close_and_skips_invalid(streamer: Str
 async def test_aextract_iter_yields_items(streamer: StreamServer) -> None:
     items = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]
     streamer.scripts.append(Script(json.dumps({"items": items}), delay=0))
-    got = [item async for item in client(streamer).aextract_iter(list[Line], "text")]
+    got = [item async for item in client(streamer).aextract_iter(Line, "text")]  # Item = list[Item]
     assert got == [Line(sku="A", qty=1), Line(sku="B", qty=2)]
 
 

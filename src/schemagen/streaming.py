@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import typing
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -164,7 +165,10 @@ class AsyncPartialStream(_Outputs[T]):
 
 def start_stream(client: Client, target: Any, text: str, overrides: dict[str, Any],
                  items: OnInvalid | None = None) -> StreamingRun[Any]:
-    """A StreamingRun for ``client``: the same settings as ``extract``, with ``stream=True``."""
+    """A StreamingRun for ``client``: the same settings as ``extract``, with ``stream=True``.
+    For items (``extract_iter``), ``Item`` means ``list[Item]``."""
+    if items is not None and typing.get_origin(target) is not list:
+        target = list[target]
     return StreamingRun(client.start(target, text, {**overrides, "stream": True}), items=items)
 
 

@@ -16,6 +16,7 @@ import openai
 from schemagen.backends import BACKENDS, Backend, create_backend
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
+from schemagen.engine.stream import OnInvalid
 from schemagen.errors import ConfigurationError, EmptyTextError, TransportError
 from schemagen.observe import Observer, auto_observers, watch_run, with_retry
 from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
@@ -24,6 +25,7 @@ from schemagen.redact import register_mapping
 from schemagen.render.messages import Example
 from schemagen.retry import RetryPolicy
 from schemagen.schema import StrictSetting
+from schemagen.streaming import AsyncPartialStream, PartialStream, start_stream
 from schemagen.tokens import Counter
 
 T = TypeVar("T")
@@ -369,6 +371,26 @@ class Client:
     async def aextract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
         return (await self.aextract_result(target, text, **overrides)).value
 
+    # ------------------------------------------------------------ streaming (schemagen.streaming)
+
+    def stream(self, target: type[T] | Any, text: str, **overrides: Any) -> PartialStream[T]:
+        """Partials as the value arrives; the last one has ``.final``. See docs/streaming.md."""
+        return PartialStream(self, start_stream(self, target, text, overrides))
+
+    def astream(self, target: type[T] | Any, text: str, **overrides: Any) -> AsyncPartialStream[T]:
+        """Async twin of :meth:`stream`."""
+        return AsyncPartialStream(self, start_stream(self, target, text, overrides))
+
+    def extract_iter(self, target: Any, text: str, *, on_invalid: OnInvalid = "reask",
+                     **overrides: Any) -> PartialStream[Any]:
+        """For ``list[Item]``: each item, validated, as soon as it closes."""
+        return PartialStream(self, start_stream(self, target, text, overrides, items=on_invalid))
+
+    def aextract_iter(self, target: Any, text: str, *, on_invalid: OnInvalid = "reask",
+                      **overrides: Any) -> AsyncPartialStream[Any]:
+        """Async twin of :meth:`extract_iter`."""
+        return AsyncPartialStream(self, start_stream(self, target, text, overrides, items=on_invalid))
+
     def close(self) -> None:
         """Close the connections schemagen opened; a client you passed stays open."""
         self.backend.close()
@@ -458,3 +480,27 @@ async def aextract(target: Any, text: str, **kwargs: Any) -> Any:
 async def aextract_result(target: Any, text: str, **kwargs: Any) -> Extraction[Any]:
     """Async twin of :func:`extract_result`."""
     return await _client_for(kwargs).aextract_result(target, text, **kwargs)
+
+
+def extract_stream(target: Any, text: str, **kwargs: Any) -> PartialStream[Any]:
+    """Like :func:`extract`, yielding a :class:`~schemagen.engine.stream.Partial` each time a
+    field changes; the last has ``.final`` (also the stream's ``.result()``)."""
+    return _client_for(kwargs).stream(target, text, **kwargs)
+
+
+def aextract_stream(target: Any, text: str, **kwargs: Any) -> AsyncPartialStream[Any]:
+    """Async twin of :func:`extract_stream` (``async for``; then ``await stream.aresult()``)."""
+    return _client_for(kwargs).astream(target, text, **kwargs)
+
+
+def extract_iter(target: Any, text: str, *, on_invalid: OnInvalid = "reask",
+                 **kwargs: Any) -> PartialStream[Any]:
+    """For ``list[Item]`` targets: each item, validated, as soon as its closing brace arrives.
+    ``on_invalid``: "reask" (the whole call, as extract does) or "skip" (listed on ``.invalid``)."""
+    return _client_for(kwargs).extract_iter(target, text, on_invalid=on_invalid, **kwargs)
+
+
+def aextract_iter(target: Any, text: str, *, on_invalid: OnInvalid = "reask",
+                  **kwargs: Any) -> AsyncPartialStream[Any]:
+    """Async twin of :func:`extract_iter`."""
+    return _client_for(kwargs).aextract_iter(target, text, on_invalid=on_invalid, **kwargs)

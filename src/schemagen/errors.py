@@ -82,6 +82,8 @@ class AttemptError(SchemagenError):
 
     usage: Usage | None = None
     trace: Trace | None = None
+    #: Streaming only: the last ``Partial`` received before the error (``extract_stream``).
+    received: Any = None
 
     def attach(self, *, usage: Usage | None, trace: Trace | None) -> AttemptError:
         self.usage = usage

@@ -39,6 +39,13 @@ class RetryPolicy:
         base = min(self.max_wait, self.initial_wait * (2 ** (retry_number - 1)))
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
+    def next_wait(self, retry_number: int, exc: BaseException) -> float | None:
+        """Seconds to wait before retry ``retry_number`` (1, 2, ...) after ``exc``; None: give up.
+        For drivers that can't hand the call to :meth:`call` (a stream yields as it goes)."""
+        if not is_retryable(exc) or retry_number > self.max_retries:
+            return None
+        return self.wait_for(retry_number, exc)
+
     def _kwargs(self, on_retry: OnRetry | None) -> dict[str, object]:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

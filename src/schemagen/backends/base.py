@@ -8,8 +8,10 @@ Retrying is not its job: :mod:`schemagen.retry` wraps every backend the same way
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol, runtime_checkable
 
+from schemagen.chunks import Delta
 from schemagen.exchange import Completion, Endpoint, Request
 
 
@@ -27,3 +29,13 @@ class Backend(Protocol):
     async def acomplete(self, request: Request) -> Completion: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingBackend(Protocol):
+    """A backend that streams: deltas as they arrive, then the whole :class:`Completion`
+    (the one ``complete`` would return). Drivers call a backend without it once instead."""
+
+    def stream(self, request: Request) -> Iterator[Delta | Completion]: ...
+
+    def astream(self, request: Request) -> AsyncIterator[Delta | Completion]: ...

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
 import time
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from schemagen.backends._local_runtimes import (
     hf_dir_from_gguf,
     load_runtime,
 )
+from schemagen.chunks import Delta
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
 from schemagen.exchange import Completion, Endpoint, Request, Usage
@@ -344,12 +348,14 @@ class LocalBackend:
         return self.compiled_grammar(schema)[1]
 
     # ------------------------------------------------------------------ generation
-    def complete(self, request: Request) -> Completion:
+    def complete(self, request: Request, *, on_text: Callable[[str], None] | None = None) -> Completion:
+        """Generate; ``on_text`` gets each new piece of text as the token loop makes it (the first
+        answer's: a loop retry's text is in the Completion only)."""
         job = _Job.from_request(request)
         started = time.perf_counter()
         grammar, cache_hit, compile_s, grounded = self._grammar_for(request)
         notes: list[str] = []
-        out_ids, finish, counters, text, prompt_ids = self._run(job, grammar)
+        out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text)
         if (finish in (REPETITION, "length") and grammar is not None and self.loop_retry
                 and job.temperature <= 0.0):
             # A greedy constrained answer that loops loops the same way every time: retry once with
@@ -388,6 +394,7 @@ class LocalBackend:
 
     def _run(
         self, job: _Job, grammar: CompiledGrammar | None, no_repeat: int = 0,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], str, dict[str, Any], str, list[int]]:
         """One generation under the model's lock, counted in the model's stats."""
         rt = self._runtime
@@ -406,7 +413,7 @@ class LocalBackend:
             out_ids, finish, counters, text = self._generate(
                 prompt_ids, state, max_tokens=job.max_tokens, temperature=job.temperature, top_p=job.top_p,
                 rng=np.random.default_rng(job.seed), stops=job.stops, ignore_eos=job.ignore_eos,
-                no_repeat=no_repeat,
+                no_repeat=no_repeat, on_text=on_text,
             )
             counters["matcher_s"] = state_s
             stats = rt.stats
@@ -458,6 +465,44 @@ class LocalBackend:
         # The model's lock (taken inside complete) keeps one generation per model at a time.
         return await asyncio.to_thread(self.complete, request)
 
+    def stream(self, request: Request) -> Generator[Delta | Completion, None, None]:
+        """Text deltas from the token loop as it runs (in a worker thread), then the Completion.
+        Leaving the iterator early stops the generation at its next token."""
+        events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def on_text(text: str) -> None:
+            if stop.is_set():
+                raise _Stopped
+            events.put(Delta("content", text))
+
+        def work() -> None:
+            try:
+                events.put(self.complete(request, on_text=on_text))
+            except BaseException as exc:  # handed to the consumer's thread
+                events.put(exc)
+
+        threading.Thread(target=work, name="schemagen-local-stream", daemon=True).start()
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, Completion):
+                    return
+        finally:
+            stop.set()
+
+    async def astream(self, request: Request) -> AsyncIterator[Delta | Completion]:
+        """Async twin of :meth:`stream` (each step waits in a thread)."""
+        events = self.stream(request)
+        try:
+            while (event := await asyncio.to_thread(next, events, None)) is not None:
+                yield event
+        finally:
+            events.close()
+
     def close(self) -> None:
         """Nothing to release per backend: the model stays cached for the next one.
 
@@ -483,11 +528,12 @@ class LocalBackend:
     def _generate(
         self, prompt_ids: list[int], state: GuideState | None, *, max_tokens: int, temperature: float,
         top_p: float, rng: np.random.Generator, stops: list[str], ignore_eos: bool = False,
-        no_repeat: int = 0,
+        no_repeat: int = 0, on_text: Callable[[str], None] | None = None,
     ) -> tuple[list[int], str, dict[str, Any], str]:
         rt = self._runtime
         loop = _Loop(rt, self._bitmask(), self.engine, eog=frozenset() if ignore_eos else rt.eog_token_ids,
-                     guard=RepetitionGuard() if self.repetition_guard else None, no_repeat=no_repeat)
+                     guard=RepetitionGuard() if self.repetition_guard else None, no_repeat=no_repeat,
+                     on_text=on_text)
         t0 = time.perf_counter()
         logits, reused = rt.start(prompt_ids)
         t1 = time.perf_counter()
@@ -579,9 +625,12 @@ class _Loop:
     """The token loop's state: output so far, counters, the loop guard and the no-repeat rule."""
 
     def __init__(self, rt: Runtime, bitmask: np.ndarray, engine: str, *, eog: frozenset[int],
-                 guard: RepetitionGuard | None, no_repeat: int) -> None:
+                 guard: RepetitionGuard | None, no_repeat: int,
+                 on_text: Callable[[str], None] | None = None) -> None:
         self.rt, self.bitmask, self.engine, self.eog, self.guard = rt, bitmask, engine, eog, guard
         self.no_repeat = no_repeat
+        self.on_text = on_text
+        self.shown = 0  # characters of the output already handed to on_text
         self.seen: set[tuple[int, ...]] = set()
         self.out: list[int] = []
         self.counters: dict[str, Any] = {"decode_steps": 0, "forced_tokens": 0, "masks_computed": 0,
@@ -598,6 +647,16 @@ class _Loop:
     def _looping(self, tokens: list[int]) -> bool:
         return self.guard is not None and self.guard.feed(self.rt.detokenize(tokens))
 
+    def _emit(self) -> None:
+        """Streaming: the text so far, less a multi-byte character cut in half."""
+        if self.on_text is None:
+            return
+        now = self.rt.detokenize(self.out)
+        end = len(now) - 1 if now.endswith("\ufffd") else len(now)
+        if end > self.shown:
+            self.on_text(now[self.shown:end])
+            self.shown = end
+
     def _remember(self) -> None:
         if self.no_repeat and len(self.out) >= self.no_repeat:
             self.seen.add(tuple(self.out[-self.no_repeat:]))
@@ -609,6 +668,7 @@ class _Loop:
             self.out.append(token)
             self._remember()
         self.counters["forced_tokens"] += len(forced)
+        self._emit()
         if state.is_stopped():
             return "stop"
         return REPETITION if self._looping(forced) else None
@@ -619,6 +679,7 @@ class _Loop:
             state.consume([token])
         self.out.append(token)
         self._remember()
+        self._emit()
         if state is not None and state.is_stopped():
             return "stop"
         return REPETITION if self._looping([token]) else None
@@ -650,3 +711,7 @@ class _Loop:
             masked[token] = -np.inf
             token = _sample(masked, temperature, top_p, rng)
         return token
+
+
+class _Stopped(Exception):
+    """The stream's consumer left: end the generation."""

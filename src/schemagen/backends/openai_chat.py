@@ -19,7 +19,7 @@ import dataclasses
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import openai
@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover - older openai releases use httpx
 from schemagen.backends._twins import make_twin
 from schemagen.backends.capability import capability_feature
 from schemagen.backends.openai_batches import OpenAIBatchTransport
-from schemagen.engine.repetition import REPETITION, RepetitionGuard
+from schemagen.chunks import Delta, GuardFactory, StreamAccumulator
+from schemagen.engine.repetition import RepetitionGuard
 from schemagen.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -196,122 +197,6 @@ def completion_from_json(data: dict[str, Any], endpoint: Endpoint) -> Completion
         usage=usage,
         raw=data,
     )
-
-
-GuardFactory = Callable[[], RepetitionGuard]
-
-
-class StreamAccumulator:
-    """Puts streamed chunks back together into a non-streamed response body. Pure.
-
-    ``add(chunk)`` returns True when the repetition guard fired and the stream should
-    be closed. Without a usage chunk (servers that ignore ``stream_options``), the
-    usage is estimated: prompt tokens counted from the request, one completion token
-    per chunk that carried text (what llama.cpp and OpenAI send).
-    """
-
-    def __init__(self, endpoint: Endpoint, guard: GuardFactory | None = RepetitionGuard) -> None:
-        self.endpoint = endpoint
-        self._guard = guard
-        self._guards: dict[object, RepetitionGuard] = {}
-        self.content = ""
-        self.refusal = ""
-        self.reasoning: dict[str, str] = {}  # reasoning_content / reasoning deltas, kept for the trace
-        self.calls: dict[int, dict[str, Any]] = {}
-        self.finish_reason: str | None = None
-        self.usage: Any = None
-        self.chunks_with_text = 0
-        self.fields: dict[str, Any] = {}
-        self.repetition: str | None = None
-
-    def _grow(self, key: object, delta: str) -> bool:
-        if self._guard is None or not delta:
-            return False
-        guard = self._guards.get(key)
-        if guard is None:
-            guard = self._guards[key] = self._guard()
-        if guard.feed(delta):
-            self.repetition = str(guard.found)
-            return True
-        return False
-
-    def add(self, chunk: Any) -> bool:
-        if not isinstance(chunk, dict):
-            return False
-        for key in ("id", "model", "created", "system_fingerprint"):
-            if key in chunk and key not in self.fields:
-                self.fields[key] = chunk[key]
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        fired = False
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-            if self.endpoint == "completions":
-                text = choice.get("text") or ""
-                fired |= self._take_text(text)
-                continue
-            delta = choice.get("delta") or {}
-            text = delta.get("content") or ""
-            self.refusal += delta.get("refusal") or ""
-            for name in ("reasoning_content", "reasoning"):
-                if isinstance(delta.get(name), str):
-                    self.reasoning[name] = self.reasoning.get(name, "") + delta[name]
-            fired |= self._take_text(text)
-            for tc in delta.get("tool_calls") or ():
-                index = int(tc.get("index", 0))
-                call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
-                call["id"] = call["id"] or tc.get("id")
-                fn = tc.get("function") or {}
-                name = fn.get("name") or ""
-                if name and name != call["name"]:  # llama.cpp repeats the name in every delta
-                    call["name"] += name
-                piece = fn.get("arguments") or ""
-                if piece:
-                    call["arguments"] += piece
-                    self.chunks_with_text += 1
-                    fired |= self._grow(("call", index), piece)
-        return fired
-
-    def _take_text(self, text: str) -> bool:
-        if not text:
-            return False
-        self.content += text
-        self.chunks_with_text += 1
-        return self._grow("content", text)
-
-    def response(self, request: Request, model: str) -> dict[str, Any]:
-        """The body a non-streamed call would have returned (plus what streaming adds)."""
-        finish = REPETITION if self.repetition else self.finish_reason
-        if self.endpoint == "completions":
-            choice: dict[str, Any] = {"index": 0, "text": self.content, "finish_reason": finish}
-        else:
-            message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
-            if self.refusal:
-                message["refusal"] = self.refusal
-            message.update(self.reasoning)
-            if self.calls:
-                message["tool_calls"] = [
-                    {"id": c["id"], "type": "function",
-                     "function": {"name": c["name"], "arguments": c["arguments"]}}
-                    for _, c in sorted(self.calls.items())
-                ]
-            choice = {"index": 0, "message": message, "finish_reason": finish}
-        data: dict[str, Any] = {**self.fields, "choices": [choice], "streamed": True}
-        if self.usage is not None:
-            data["usage"] = self.usage
-        else:
-            from schemagen.tokens import count_request, counter_for
-
-            prompt = count_request(request, counter_for(model))
-            data["usage"] = {"prompt_tokens": prompt, "completion_tokens": self.chunks_with_text,
-                             "total_tokens": prompt + self.chunks_with_text}
-            data["usage_estimated"] = True
-        if self.repetition:
-            data["repetition"] = self.repetition
-        return data
 
 
 class OpenAIBackend:
@@ -533,14 +418,38 @@ class OpenAIBackend:
             raise map_openai_error(exc) from RedactedError.of(exc)
 
     def _complete_streamed(self, request: Request) -> Completion:
+        *_, completion = self.stream(request)
+        assert isinstance(completion, Completion)
+        return completion
+
+    async def _acomplete_streamed(self, request: Request) -> Completion:
+        last: Delta | Completion | None = None
+        async for last in self.astream(request):  # noqa: B007 - the last event is the completion
+            pass
+        assert isinstance(last, Completion)
+        return last
+
+    def stream(self, request: Request) -> Iterator[Delta | Completion]:
+        """Stream ``request``: each delta as it arrives, then the whole :class:`Completion`
+        (the one :meth:`complete` returns). The repetition guard closes a looping stream."""
+        request = _streamed(request)
+        body, notes = self._body(request)
         acc = StreamAccumulator(request.endpoint, self.repetition_guard)
         try:
-            stream = self.client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+            stream = self.client.post(_PATHS[request.endpoint], body=body, cast_to=object,
                                       options=self._options(request),
                                       stream=True, stream_cls=openai.Stream[object])
             try:
+                if not _is_event_stream(stream.response):  # the server ignored stream=True
+                    stream.response.read()
+                    completion = self._completion(stream.response.json(), request, notes)
+                    yield from _whole(completion)
+                    yield completion
+                    return
                 for chunk in stream:
-                    if acc.add(chunk):
+                    fired = acc.add(chunk)
+                    yield from acc.take()
+                    if fired:
                         break  # closing the connection stops the server generating
             finally:
                 stream.close()
@@ -549,17 +458,31 @@ class OpenAIBackend:
         except _STREAM_ERRORS as exc:  # read errors mid-stream are not wrapped by openai
             broke = f"The stream broke off: {redact_text(str(exc))}"
             raise APIConnectionError(broke) from RedactedError.of(exc)
-        return completion_from_json(acc.response(request, self.model), request.endpoint)
+        _check_finished(acc)
+        yield self._completion(acc.response(request, self.model), request, notes)
 
-    async def _acomplete_streamed(self, request: Request) -> Completion:
+    async def astream(self, request: Request) -> AsyncIterator[Delta | Completion]:
+        """Async twin of :meth:`stream`."""
+        request = _streamed(request)
+        body, notes = self._body(request)
         acc = StreamAccumulator(request.endpoint, self.repetition_guard)
         try:
-            stream = await self.async_client.post(_PATHS[request.endpoint], body=request.body, cast_to=object,
+            stream = await self.async_client.post(_PATHS[request.endpoint], body=body, cast_to=object,
                                                   options=self._options(request),
                                                   stream=True, stream_cls=openai.AsyncStream[object])
             try:
+                if not _is_event_stream(stream.response):
+                    await stream.response.aread()
+                    completion = self._completion(stream.response.json(), request, notes)
+                    for delta in _whole(completion):
+                        yield delta
+                    yield completion
+                    return
                 async for chunk in stream:
-                    if acc.add(chunk):
+                    fired = acc.add(chunk)
+                    for delta in acc.take():
+                        yield delta
+                    if fired:
                         break
             finally:
                 await stream.close()
@@ -568,7 +491,8 @@ class OpenAIBackend:
         except _STREAM_ERRORS as exc:
             broke = f"The stream broke off: {redact_text(str(exc))}"
             raise APIConnectionError(broke) from RedactedError.of(exc)
-        return completion_from_json(acc.response(request, self.model), request.endpoint)
+        _check_finished(acc)
+        yield self._completion(acc.response(request, self.model), request, notes)
 
     def close(self) -> None:
         """Close what this backend made; the caller's own clients stay open (they are theirs)."""
@@ -621,3 +545,33 @@ def _discard(client: openai.AsyncOpenAI) -> None:
     if not pool.is_closed:  # mark it closed so __del__ doesn't try again
         with contextlib.suppress(Exception):
             pool._state = _http._client.ClientState.CLOSED
+
+
+def _streamed(request: Request) -> Request:
+    if request.body.get("stream"):
+        return request
+    return dataclasses.replace(request, body={**request.body, "stream": True})
+
+
+def _is_event_stream(response: Any) -> bool:
+    return "json" not in str(response.headers.get("content-type", "")).lower()
+
+
+def _check_finished(acc: StreamAccumulator) -> None:
+    """Every server ends a whole stream with a finish_reason; one that stops without it was cut
+    short (llama-cpp-python ends a stream with [DONE] when another request arrives), so it is
+    retried like a dropped connection. A stream the repetition guard closed is whole."""
+    if acc.finish_reason is None and acc.repetition is None:
+        raise APIConnectionError(
+            "The stream ended without a finish_reason: the server stopped it mid-answer (llama-cpp-python "
+            "does this when another request arrives; start it with --interrupt_requests False)")
+
+
+def _whole(completion: Completion) -> Iterator[Delta]:
+    """A completion that arrived in one piece, as deltas (content, then each call's arguments)."""
+    if completion.content:
+        yield Delta("content", completion.content)
+    for index, call in enumerate(completion.tool_calls):
+        if call.arguments:
+            yield Delta("arguments", call.arguments, index)
+

@@ -53,6 +53,7 @@ def extract(
     grounded: Annotated[bool, typer.Option("--grounded", help="Strings must be spans of the text")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Print every request and raw response")] = False,
     trace: Annotated[bool, typer.Option("--trace", help="Print the full trace JSON to stderr")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Show the value filling in live (stderr)")] = False,
 ) -> None:
     """Extract one object (or --many) from a text and print it as JSON."""
     from schemagen.client import Client
@@ -68,7 +69,14 @@ def extract(
         if shots:
             where = examples or schema.rpartition(":")[0]
             typer.echo(f"schemagen: {len(shots)} worked example(s) from {where}", err=True)
-        result = client.extract_result(target, text)
+        if stream:
+            from rich.console import Console
+
+            from schemagen.cli.stream_view import stream_extraction
+
+            result = stream_extraction(client.stream(target, text), Console(stderr=True))
+        else:
+            result = client.extract_result(target, text)
     except SchemagenError as exc:
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 import schemagen
 from schemagen import Budget
 from schemagen.backends.local import LocalBackend
-from schemagen.backends.openai_chat import OpenAIBackend
+from schemagen.backends.openai_compat import OpenAIBackend
 from schemagen.batch import openai_batch as ob
 from schemagen.batch.checkpoint import Checkpoint
 from schemagen.batch.run import aextract_many, extract_many

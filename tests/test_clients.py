@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 import schemagen
 from schemagen import APITimeoutError, ConfigurationError, RetryPolicy, ServerError
-from schemagen.backends.openai_chat import use_max_completion_tokens, wants_max_completion_tokens
+from schemagen.backends.openai_compat import use_max_completion_tokens, wants_max_completion_tokens
 from tests.fault_server import FaultServer, RequestRecord, hang, status, tool_call
 
 KEY = "sk-byoc-0123456789abcdef"

@@ -232,3 +232,15 @@ def test_testing_kit_is_standalone() -> None:
         if not target.startswith("schemagen.testing")
     )
     assert not outside, "\n".join(outside)
+
+
+def test_old_openai_chat_path_warns_and_is_the_same_module() -> None:
+    sys.modules.pop("schemagen.backends.openai_chat", None)
+    with pytest.warns(DeprecationWarning, match="openai_compat"):
+        old = importlib.import_module("schemagen.backends.openai_chat")
+    from schemagen.backends import openai_compat
+
+    assert old is openai_compat
+    from schemagen.backends.openai_chat import OpenAIBackend
+
+    assert OpenAIBackend is openai_compat.OpenAIBackend

@@ -476,7 +476,7 @@ def test_cut_while_reasoning_gets_room_once() -> None:
 
 def test_streamed_reasoning_content_is_kept() -> None:
     """vLLM and DeepSeek stream the reasoning as ``delta.reasoning_content`` before the call."""
-    from schemagen.backends.openai_chat import StreamAccumulator, completion_from_json
+    from schemagen.backends.openai_compat import StreamAccumulator, completion_from_json
     from schemagen.engine.reasoning import strip_reasoning
     from schemagen.exchange import Request
 

@@ -1,7 +1,7 @@
 """Streamed chunks: the deltas a backend yields while a completion arrives, and the
 accumulator that puts OpenAI-style SSE chunks back together. Pure (no I/O).
 
-Moved here from ``backends/openai_chat.py`` so streaming drivers and tests can use it
+Moved here from ``backends/openai_compat.py`` so streaming drivers and tests can use it
 without the HTTP backend; that module re-exports it.
 """
 

@@ -9,7 +9,7 @@ from schemagen.backends.base import Backend
 
 #: name -> "module:factory". Factories take keyword settings and return a Backend.
 BACKENDS: dict[str, str] = {
-    "openai": "schemagen.backends.openai_chat:OpenAIBackend",
+    "openai": "schemagen.backends.openai_compat:OpenAIBackend",
     "local": "schemagen.backends.local:LocalBackend",
 }
 

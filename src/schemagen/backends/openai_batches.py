@@ -40,7 +40,7 @@ class OpenAIBatchTransport:
         self._client = lambda: client().with_options(max_retries=0)
 
     async def _mapped(self, call: Awaitable[T]) -> T:
-        from schemagen.backends.openai_chat import map_openai_error
+        from schemagen.backends.openai_compat import map_openai_error
         from schemagen.redact import RedactedError
 
         try:

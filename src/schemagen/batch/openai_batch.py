@@ -336,7 +336,7 @@ class _Driver:
     # ------------------------------------------------------------ 4. parse, reask online
 
     async def _finish(self, texts: Any, job: tuple[str, dict[str, Any] | None]) -> BatchResult[Any] | None:
-        from schemagen.backends.openai_chat import completion_from_json
+        from schemagen.backends.openai_compat import completion_from_json
 
         run = self.run
         rid, entry = job

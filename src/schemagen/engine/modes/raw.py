@@ -45,7 +45,7 @@ from schemagen.schema import ToolSpec
 #: (BOS included, if the template writes one), and markers such as ``[TOOL_CALLS]`` must
 #: survive detokenisation for the parsers to see them. Servers that ignore unknown fields
 #: are unaffected; one that rejects them gets the request again without them (see
-#: ``backends.openai_chat.OPTIONAL_FIELDS``). Pass ``add_special_tokens=None`` to leave one out.
+#: ``backends.openai_compat.OPTIONAL_FIELDS``). Pass ``add_special_tokens=None`` to leave one out.
 SPECIAL_TOKEN_FIELDS: dict[str, Any] = {"add_special_tokens": False, "skip_special_tokens": False}
 
 NEEDS_TEMPLATE = (

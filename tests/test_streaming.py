@@ -422,3 +422,22 @@ def test_cli_stream_shows_the_live_view_and_prints_the_final_json(
     assert streamer.requests[0].body["stream"] is True
     assert "attempt 1 · done" in result.stderr and "INV-7" in result.stderr
     assert json.loads(result.stdout) == INVOICE
+
+
+def test_a_json_schema_target_streams_and_is_validated_whole(streamer: StreamServer) -> None:
+    schema = {"title": "Invoice", "type": "object", "required": ["number", "total"],
+              "properties": {"number": {"type": "string"}, "total": {"type": "number", "minimum": 0}}}
+    streamer.scripts.append(Script(json.dumps({"number": "INV-7", "total": 125.5}), piece=3, delay=0))
+    partials = list(client(streamer, mode="tools").stream(schema, "text"))
+    assert any(p.data.get("number") == "INV" for p in partials)  # the string shows as it grows
+    assert partials[-1].final == {"number": "INV-7", "total": 125.5}
+    # a value that breaks the schema is reasked, never returned
+    streamer.scripts += [Script(json.dumps({"number": "X", "total": -1}), delay=0) for _ in range(2)]
+    with pytest.raises(ExtractionError, match="minimum"):
+        list(client(streamer, mode="tools", retries=1).stream(schema, "text"))
+
+
+def test_extract_iter_refuses_a_json_schema_target(streamer: StreamServer) -> None:
+    schema = {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"}}}}
+    with pytest.raises(schemagen.ConfigurationError, match="Pydantic list target"):
+        list(schemagen.extract_iter(schema, "text", base_url=streamer.base_url, api_key="x", model="m"))

@@ -21,7 +21,7 @@ from schemagen.backends.base import StreamingBackend
 from schemagen.chunks import Delta
 from schemagen.engine.run import Extraction
 from schemagen.engine.stream import InvalidItem, OnInvalid, Partial, StreamingRun
-from schemagen.errors import TransportError
+from schemagen.errors import ConfigurationError, TransportError
 from schemagen.exchange import Completion, Request
 
 if TYPE_CHECKING:
@@ -180,6 +180,10 @@ def start_stream(client: Client, target: Any, text: str, overrides: dict[str, An
                  items: OnInvalid | None = None) -> StreamingRun[Any]:
     """A StreamingRun for ``client``: the same settings as ``extract``, with ``stream=True``.
     For items (``extract_iter``), ``Item`` means ``list[Item]``."""
+    if items is not None and isinstance(target, dict):
+        raise ConfigurationError(
+            "extract_iter needs a Pydantic list target such as list[Invoice], not a JSON Schema: use "
+            "extract_stream, whose final value is validated whole")
     if items is not None and typing.get_origin(target) is not list:
         target = list[target]
     return StreamingRun(client.start(target, text, {**overrides, "stream": True}), items=items)

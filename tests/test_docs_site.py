@@ -37,9 +37,7 @@ def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs", docs)
     (docs / "quickstart.md").write_text("# Quick start\n\nSee [nowhere](no-such-page.md).\n")
     config = tmp_path / "mkdocs.yml"
-    hook = str(docs / "_hooks" / "pending.py")
-    text = (ROOT / "mkdocs.yml").read_text().replace("docs/_hooks/pending.py", hook)
-    config.write_text(text + f"\ndocs_dir: {docs}\n")
+    config.write_text((ROOT / "mkdocs.yml").read_text() + f"\ndocs_dir: {docs}\n")
     # Keep the API page out: this test is about links, and it runs faster without griffe.
     (docs / "api.md").write_text("# API reference\n")
     proc = build(tmp_path, config)

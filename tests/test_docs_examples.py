@@ -87,4 +87,12 @@ def test_example_runs(example: CodeExample, eval_example: EvalExample, request: 
     monkeypatch.setenv("OPENAI_BASE_URL", base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-example")
     monkeypatch.setenv("SCHEMAGEN_MODEL", model)
-    eval_example.run(example, module_globals=prelude())
+    # pytest can't format a traceback (or an exception context) through exec'd Markdown: a failing
+    # example would crash the whole run with INTERNALERROR, so it fails with a plain message.
+    failure = None
+    try:
+        eval_example.run(example, module_globals=prelude())
+    except Exception as exc:
+        failure = f"{example}: {type(exc).__name__}: {exc}"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)

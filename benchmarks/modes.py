@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pydantic import BaseModel
-from tests.fault_server import Call, FaultServer, content, openai_error, respond, status, tool_call
 
 import schemagen
 from schemagen.mode_cache import MEMORY
+from schemagen.testing import Call, FaultServer, content, openai_error, respond, status, tool_call
 
 DATA = Path(__file__).resolve().parent / "data" / "modes_people.jsonl"
 SAMPLING = {"temperature": 0.0, "seed": 7, "max_tokens": 100}
@@ -195,7 +195,8 @@ def main() -> None:
         server = None
         base_url = args.base_url
         if base_url is None:
-            from tests.llama_server import smollm2_gguf, start_llama_server
+            from schemagen.models import smollm2_gguf_path as smollm2_gguf
+            from schemagen.testing.llama import start_llama_server
 
             model = smollm2_gguf()
             if model is None:

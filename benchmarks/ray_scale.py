@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import ray  # noqa: E402
 from batch import start_server  # noqa: E402
-from tests.fault_server import FaultServer  # noqa: E402
 
 from schemagen.batch.run import extract_many  # noqa: E402
 from schemagen.integrations.ray import extract_dataset, ledger_stats  # noqa: E402
+from schemagen.testing import FaultServer  # noqa: E402
 
 
 class Item(BaseModel):

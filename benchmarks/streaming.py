@@ -36,12 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.llama_server import free_port  # noqa: E402
-
 import schemagen  # noqa: E402
 from schemagen.chunks import Delta  # noqa: E402
 from schemagen.engine.run import ExtractionRun, Settings  # noqa: E402
 from schemagen.engine.stream import StreamingRun  # noqa: E402
+from schemagen.testing.llama import free_port  # noqa: E402
 
 
 class Item(BaseModel):
@@ -336,7 +335,8 @@ def main() -> None:
         proc.terminate()
     own = None
     if args.own_llama and not args.no_llama:
-        from tests.llama_server import smollm2_gguf, start_llama_server
+        from schemagen.models import smollm2_gguf_path as smollm2_gguf
+        from schemagen.testing.llama import start_llama_server
 
         model = smollm2_gguf()
         if model is not None:

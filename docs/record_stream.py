@@ -21,10 +21,11 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from pydantic import BaseModel  # noqa: E402
-from tests.stream_server import Script, StreamServer  # noqa: E402
 
 import schemagen  # noqa: E402
 from schemagen.cli.stream_view import render_partial  # noqa: E402
+from schemagen.testing.streaming import StreamScript as Script  # noqa: E402
+from schemagen.testing.streaming import StreamServer  # noqa: E402
 
 
 class Line(BaseModel):

@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
@@ -36,25 +34,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import ray  # noqa: E402
 from batch import start_server  # noqa: E402
+from examples.invoice_plain import Invoice  # noqa: E402
 
 from schemagen.batch.run import extract_many  # noqa: E402
 from schemagen.integrations.ray import extract_dataset, ledger_stats  # noqa: E402
 from schemagen.testing import FaultServer  # noqa: E402
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
 
 
 def rows(n: int) -> list[dict[str, str]]:

@@ -30,33 +30,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+
+from examples.invoice_plain import Invoice, Item  # noqa: E402
 
 import schemagen  # noqa: E402
 from schemagen.chunks import Delta  # noqa: E402
 from schemagen.engine.run import ExtractionRun, Settings  # noqa: E402
 from schemagen.engine.stream import StreamingRun  # noqa: E402
 from schemagen.testing.llama import free_port  # noqa: E402
-
-
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
-
 
 ADJ = ["steel", "oak", "brass", "nylon", "copper", "rubber", "glass", "cedar", "maple", "carbon", "zinc"]
 NOUN = ["bracket", "hinge", "valve", "gasket", "bolt", "washer", "spring", "clamp", "pulley", "lever",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from examples.invoice_plain import Invoice, Item
 from pydantic import BaseModel
 
 import schemagen
@@ -27,19 +28,6 @@ KINDS = ("run", "skip", "openai")
 TEXT = "Invoice INV-7 from ACME Corp. 2 widgets at 15.25 each. Total 30.50 USD."
 
 
-class Item(BaseModel):
-    description: str
-    quantity: int
-    unit_price: float
-
-
-class Invoice(BaseModel):
-    """An invoice found in the text."""
-
-    invoice_number: str
-    vendor: str
-    total: float
-    items: list[Item]
 
 
 def prelude() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from examples.invoice import Invoice, Item
+from examples.invoice_plain import Invoice, Item
 
 import schemagen
 from schemagen.testing.llama import LlamaServer
@@ -85,7 +85,7 @@ def test_cli_extract_prints_json(llama_server: LlamaServer) -> None:
            "SCHEMAGEN_MODEL": "smollm2"}
     proc = subprocess.run(
         [sys.executable, "-m", "schemagen", "extract", str(ROOT / "examples/invoice.txt"),
-         "--schema", str(ROOT / "examples/invoice.py") + ":Invoice", "--max-tokens", "400"],
+         "--schema", str(ROOT / "examples/invoice_plain.py") + ":Invoice", "--max-tokens", "400"],
         capture_output=True, text=True, env=env, timeout=180, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr

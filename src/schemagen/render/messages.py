@@ -55,7 +55,7 @@ def build_messages(
             {"role": "user", "content": example.input},
             {
                 "role": "assistant",
-                "content": None,
+                "content": "",  # not null: llama-cpp-python's server answers 500 to a null content
                 "tool_calls": [{
                     "id": call_id,
                     "type": "function",

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import jsonschema
 import jsonschema.validators
-from tests.jsonschema_suite import Case, Tally, compact, fidelity, grammar_for, load_cases, totals
+from benchmarks.jsonschema_suite import Case, Tally, compact, fidelity, grammar_for, load_cases, totals
 
 from schemagen.errors import SchemagenError
 from schemagen.schema import build_tool

@@ -1,17 +1,17 @@
 """The official JSON Schema Test Suite (draft 2020-12) against schemagen's local grammar and
 validation: no invalid value ever gets through, and the enforcement report tells the truth.
-No model: llguidance runs over a byte vocabulary (see tests/jsonschema_suite.py). ~10 s."""
+No model: llguidance runs over a byte vocabulary (see benchmarks/jsonschema_suite.py). ~10 s."""
 
 from __future__ import annotations
 
 import importlib.util
 
 import pytest
+from benchmarks.jsonschema_suite import compact, fidelity, grammar_for, load_cases, totals
 
 from schemagen import SchemaError
 from schemagen.schema import build_tool
 from tests.conftest import missing
-from tests.jsonschema_suite import compact, fidelity, grammar_for, load_cases, totals
 
 # keyword files the grammar alone must decide exactly (no help from validation)
 GRAMMAR_EXACT = [

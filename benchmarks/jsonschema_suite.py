@@ -7,7 +7,7 @@ schemagen's validation only when it is valid? Outlines' default backend (outline
 regex from the schema) is measured on the same cases. Shared by ``tests/test_compliance.py``
 (a fast subset in CI) and ``benchmarks/compliance.py`` (the full table).
 
-The vendored suite (``tests/data/json_schema_test_suite``, MIT, see its LICENSE) comes from
+The vendored suite (``benchmarks/data/json_schema_test_suite``, MIT, see its LICENSE) comes from
 the jsonschema 4.26.0 sdist: ``pip download --no-binary :all: --no-deps jsonschema==4.26.0``.
 """
 

@@ -355,29 +355,54 @@ class Client:
 
     # ------------------------------------------------------------ sync
 
-    def extract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
+    # A class gives its instance type; any other target (Literal, a JSON Schema dict...) gives Any.
+    @overload
+    def extract_result(self, target: type[T], text: str, **overrides: Any) -> Extraction[T]: ...
+    @overload
+    def extract_result(self, target: Any, text: str, **overrides: Any) -> Extraction[Any]: ...
+    def extract_result(self, target: Any, text: str, **overrides: Any) -> Extraction[Any]:
         _check_text(text)
         return self.drive(self._run(target, text, overrides))
 
-    def extract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
+    @overload
+    def extract(self, target: type[T], text: str, **overrides: Any) -> T: ...
+    @overload
+    def extract(self, target: Any, text: str, **overrides: Any) -> Any: ...
+    def extract(self, target: Any, text: str, **overrides: Any) -> Any:
         return self.extract_result(target, text, **overrides).value
 
     # ------------------------------------------------------------ async twin
 
-    async def aextract_result(self, target: type[T] | Any, text: str, **overrides: Any) -> Extraction[T]:
+    @overload
+    async def aextract_result(self, target: type[T], text: str, **overrides: Any) -> Extraction[T]: ...
+    @overload
+    async def aextract_result(self, target: Any, text: str, **overrides: Any) -> Extraction[Any]: ...
+    async def aextract_result(self, target: Any, text: str, **overrides: Any) -> Extraction[Any]:
         _check_text(text)
         return await self.adrive(self._run(target, text, overrides))
 
-    async def aextract(self, target: type[T] | Any, text: str, **overrides: Any) -> T:
+    @overload
+    async def aextract(self, target: type[T], text: str, **overrides: Any) -> T: ...
+    @overload
+    async def aextract(self, target: Any, text: str, **overrides: Any) -> Any: ...
+    async def aextract(self, target: Any, text: str, **overrides: Any) -> Any:
         return (await self.aextract_result(target, text, **overrides)).value
 
     # ------------------------------------------------------------ streaming (schemagen.streaming)
 
-    def stream(self, target: type[T] | Any, text: str, **overrides: Any) -> PartialStream[T]:
+    @overload
+    def stream(self, target: type[T], text: str, **overrides: Any) -> PartialStream[T]: ...
+    @overload
+    def stream(self, target: Any, text: str, **overrides: Any) -> PartialStream[Any]: ...
+    def stream(self, target: Any, text: str, **overrides: Any) -> PartialStream[Any]:
         """Partials as the value arrives; the last one has ``.final``. See docs/streaming.md."""
         return PartialStream(self, start_stream(self, target, text, overrides))
 
-    def astream(self, target: type[T] | Any, text: str, **overrides: Any) -> AsyncPartialStream[T]:
+    @overload
+    def astream(self, target: type[T], text: str, **overrides: Any) -> AsyncPartialStream[T]: ...
+    @overload
+    def astream(self, target: Any, text: str, **overrides: Any) -> AsyncPartialStream[Any]: ...
+    def astream(self, target: Any, text: str, **overrides: Any) -> AsyncPartialStream[Any]:
         """Async twin of :meth:`stream`."""
         return AsyncPartialStream(self, start_stream(self, target, text, overrides))
 
@@ -467,27 +492,47 @@ def extract(target: Any, text: str, **kwargs: Any) -> Any:
     return _client_for(kwargs).extract(target, text, **kwargs)
 
 
+@overload
+def extract_result(target: type[T], text: str, **kwargs: Any) -> Extraction[T]: ...
+@overload
+def extract_result(target: Any, text: str, **kwargs: Any) -> Extraction[Any]: ...
 def extract_result(target: Any, text: str, **kwargs: Any) -> Extraction[Any]:
     """Like :func:`extract`, returning an :class:`Extraction` (value, attempts, usage, trace)."""
     return _client_for(kwargs).extract_result(target, text, **kwargs)
 
 
+@overload
+async def aextract(target: type[T], text: str, **kwargs: Any) -> T: ...
+@overload
+async def aextract(target: Any, text: str, **kwargs: Any) -> Any: ...
 async def aextract(target: Any, text: str, **kwargs: Any) -> Any:
     """Async twin of :func:`extract`."""
     return await _client_for(kwargs).aextract(target, text, **kwargs)
 
 
+@overload
+async def aextract_result(target: type[T], text: str, **kwargs: Any) -> Extraction[T]: ...
+@overload
+async def aextract_result(target: Any, text: str, **kwargs: Any) -> Extraction[Any]: ...
 async def aextract_result(target: Any, text: str, **kwargs: Any) -> Extraction[Any]:
     """Async twin of :func:`extract_result`."""
     return await _client_for(kwargs).aextract_result(target, text, **kwargs)
 
 
+@overload
+def extract_stream(target: type[T], text: str, **kwargs: Any) -> PartialStream[T]: ...
+@overload
+def extract_stream(target: Any, text: str, **kwargs: Any) -> PartialStream[Any]: ...
 def extract_stream(target: Any, text: str, **kwargs: Any) -> PartialStream[Any]:
     """Like :func:`extract`, yielding a :class:`~schemagen.engine.stream.Partial` each time a
     field changes; the last has ``.final`` (also the stream's ``.result()``)."""
     return _client_for(kwargs).stream(target, text, **kwargs)
 
 
+@overload
+def aextract_stream(target: type[T], text: str, **kwargs: Any) -> AsyncPartialStream[T]: ...
+@overload
+def aextract_stream(target: Any, text: str, **kwargs: Any) -> AsyncPartialStream[Any]: ...
 def aextract_stream(target: Any, text: str, **kwargs: Any) -> AsyncPartialStream[Any]:
     """Async twin of :func:`extract_stream` (``async for``; then ``await stream.aresult()``)."""
     return _client_for(kwargs).astream(target, text, **kwargs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from schemagen.schema_json import subschemas
 
@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 Where = Literal["grammar", "server", "validation"]
+_T = TypeVar("_T")
 
 #: keywords llguidance compiles into the grammar exactly
 GRAMMAR_KEYWORDS = frozenset(
@@ -151,7 +152,13 @@ def _in_grammar(keyword: str, value: Any) -> bool:
     return True
 
 
-def grammar_schema(schema: Any) -> Any:
+@overload
+def grammar_schema(schema: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def grammar_schema(schema: list[Any]) -> list[Any]: ...
+@overload
+def grammar_schema(schema: _T) -> _T: ...  # a leaf value comes back as it is
+def grammar_schema(schema: object) -> Any:
     """``schema`` for the local grammar: keywords llguidance can't compile are dropped,
     ``oneOf`` becomes ``anyOf`` (exclusivity is left to validation). Only loosens."""
     if isinstance(schema, list):

@@ -17,7 +17,10 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
 
 REDACTED = "[REDACTED]"
 #: Shorter registered values are not scrubbed: they are placeholders ("EMPTY", "none"), not keys.
@@ -134,7 +137,15 @@ def redact_text(text: str) -> str:
     return _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
 
 
-def redact(value: Any) -> Any:
+@overload
+def redact(value: dict[_K, Any]) -> dict[_K, Any]: ...
+@overload
+def redact(value: list[Any] | tuple[Any, ...]) -> list[Any]: ...
+@overload
+def redact(value: str) -> str: ...
+@overload
+def redact(value: _T) -> _T: ...  # anything else comes back as it is
+def redact(value: object) -> Any:
     """A copy of ``value`` with secret-named keys and secret-looking strings scrubbed."""
     if isinstance(value, dict):
         return {k: (REDACTED if str(k).lower() in _SECRET_KEYS else redact(v)) for k, v in value.items()}

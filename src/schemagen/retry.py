@@ -36,7 +36,7 @@ class RetryPolicy:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return max(0.0, min(float(retry_after), self.max_retry_after))
-        base = min(self.max_wait, self.initial_wait * (2 ** (retry_number - 1)))
+        base = min(self.max_wait, self.initial_wait * (2.0 ** (retry_number - 1)))
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
     def next_wait(self, retry_number: int, exc: BaseException) -> float | None:

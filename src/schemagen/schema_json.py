@@ -79,7 +79,7 @@ def _refuse(uri: str) -> Resource[Any]:
 
 def _validator_class(schema: dict[str, Any]) -> type[Any]:
     declared = schema.get("$schema")
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls: type[Any] = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     if isinstance(declared, str) and cls.META_SCHEMA.get("$id", cls.META_SCHEMA.get("id", "")).rstrip(
         "#"
     ) != declared.rstrip("#"):

@@ -36,8 +36,11 @@ class OpenAIBatchTransport:
     """``client``: returns the backend's ``AsyncOpenAI`` for the running loop (it is loop-bound)."""
 
     def __init__(self, client: Callable[[], openai.AsyncOpenAI]) -> None:
+        self._sdk = client
+
+    def _client(self) -> openai.AsyncOpenAI:
         # The driver retries with the Client's policy; the SDK's own retries would multiply it.
-        self._client = lambda: client().with_options(max_retries=0)
+        return self._sdk().with_options(max_retries=0)
 
     async def _mapped(self, call: Awaitable[T]) -> T:
         from schemagen.backends.openai_compat import map_openai_error

@@ -71,7 +71,8 @@ class _Job:
 
     @property
     def chunks(self) -> list[dict[str, Any]]:
-        return self.state["chunks"]
+        chunks: list[dict[str, Any]] = self.state["chunks"]  # the JSON state this class writes
+        return chunks
 
     def save(self) -> None:
         tmp = self.state_path.with_suffix(".tmp")

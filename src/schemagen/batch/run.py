@@ -23,8 +23,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
+from schemagen.backends.base import Backend
 from schemagen.batch.checkpoint import Checkpoint
 from schemagen.batch.ratelimit import RateLimiter
 from schemagen.batch.records import Record, count_records, is_path, iter_records
@@ -63,7 +64,7 @@ class _LimitedBackend:
     Other transport errors go on to the Client's own retry policy.
     """
 
-    def __init__(self, inner: Any, batch: BatchRun[Any]) -> None:
+    def __init__(self, inner: Backend, batch: BatchRun[Any]) -> None:
         self.inner = inner
         self.batch = batch
         self.endpoints = inner.endpoints
@@ -447,8 +448,9 @@ def _resolve(kwargs: dict[str, Any]) -> Client:
     return _client_for(kwargs)
 
 
+@overload
 def aextract_many(
-    target: type[T] | Any,
+    target: type[T],
     records: Iterable[Any] | str | Any,
     *,
     concurrency: int = 16,
@@ -470,7 +472,56 @@ def aextract_many(
     batch_fallback: Literal["online", "report"] = "online",
     batch_dir: str | Any | None = None,
     **kwargs: Any,
-) -> BatchRun[T]:
+) -> BatchRun[T]: ...
+@overload
+def aextract_many(
+    target: Any,
+    records: Iterable[Any] | str | Any,
+    *,
+    concurrency: int = 16,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    checkpoint: str | Any | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    retry_errors: bool = False,
+    budget: Budget | int | float | None = None,
+    mode: Mode = "online",
+    progress: bool = False,
+    total: int | None = None,
+    text_field: str = "text",
+    id_field: str = "id",
+    fsync_interval: float = 1.0,
+    max_throttle_retries: int = 8,
+    poll_interval: float = 10.0,
+    batch_fallback: Literal["online", "report"] = "online",
+    batch_dir: str | Any | None = None,
+    **kwargs: Any,
+) -> BatchRun[Any]: ...
+def aextract_many(
+    target: Any,
+    records: Iterable[Any] | str | Any,
+    *,
+    concurrency: int = 16,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    checkpoint: str | Any | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    retry_errors: bool = False,
+    budget: Budget | int | float | None = None,
+    mode: Mode = "online",
+    progress: bool = False,
+    total: int | None = None,
+    text_field: str = "text",
+    id_field: str = "id",
+    fsync_interval: float = 1.0,
+    max_throttle_retries: int = 8,
+    poll_interval: float = 10.0,
+    batch_fallback: Literal["online", "report"] = "online",
+    batch_dir: str | Any | None = None,
+    **kwargs: Any,
+) -> BatchRun[Any]:
     """Extract ``target`` from many records; ``async for`` over the result streams them as they finish.
 
     ``records``: an iterable of str / ``(id, text)`` / dicts with ``id``/``text``, or a path
@@ -492,15 +543,19 @@ def aextract_many(
     )
 
 
-def extract_many(target: type[T] | Any, records: Iterable[Any] | str | Any, **kwargs: Any) -> BatchResults[T]:
+@overload
+def extract_many(target: type[T], records: Iterable[Any] | str | Any, **kwargs: Any) -> BatchResults[T]: ...
+@overload
+def extract_many(target: Any, records: Iterable[Any] | str | Any, **kwargs: Any) -> BatchResults[Any]: ...
+def extract_many(target: Any, records: Iterable[Any] | str | Any, **kwargs: Any) -> BatchResults[Any]:
     """Sync twin of :func:`aextract_many`: every result, in input order, as a list (with ``.summary``).
 
     Keeps every result in memory; for large inputs prefer ``checkpoint=`` with
     :func:`aextract_many`, which streams.
     """
-    run: BatchRun[T] = aextract_many(target, records, **kwargs)
+    run: BatchRun[Any] = aextract_many(target, records, **kwargs)
 
-    async def collect() -> list[BatchResult[T]]:
+    async def collect() -> list[BatchResult[Any]]:
         try:
             return [result async for result in run]
         finally:
@@ -510,7 +565,7 @@ def extract_many(target: type[T] | Any, records: Iterable[Any] | str | Any, **kw
                 await close()
 
     items = _run_sync(collect)
-    results: BatchResults[T] = BatchResults(sorted(items, key=lambda r: r.index))
+    results: BatchResults[Any] = BatchResults(sorted(items, key=lambda r: r.index))
     results.summary = run.summary
     return results
 
@@ -521,20 +576,21 @@ def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_call(factory))
-    box: dict[str, Any] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(_call(factory))
+            values.append(asyncio.run(_call(factory)))
         except BaseException as exc:
-            box["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=target, name="schemagen-extract-many")
     thread.start()
     thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 async def _call(factory: Callable[[], Awaitable[T]]) -> T:

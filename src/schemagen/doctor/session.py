@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from schemagen.backends.base import Backend
 from schemagen.doctor.checks import REGISTRY, get_check
 from schemagen.doctor.checks.base import CALL_PROMPT, NO_CALL_PROMPT, DoctorCity
 from schemagen.doctor.report import CheckResult, DoctorReport
@@ -51,7 +52,7 @@ class Doctor:
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         *,
         template: Any = None,
         tokenizer: Any = None,

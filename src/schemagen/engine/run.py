@@ -66,6 +66,7 @@ from schemagen.trace import (
 )
 
 T = TypeVar("T")
+_E = TypeVar("_E", bound=AttemptError | ContextOverflowError)
 BudgetSetting = Union[Budget, int, float, Sequence[Union[Budget, int, float]], None]  # noqa: UP007
 TruncationPolicy = Literal["raise", "reask"]
 # When the token count is an estimate (not the model's own tokenizer), this share of
@@ -664,7 +665,7 @@ class ExtractionRun(Generic[T]):
         )
         return ExtractionError(message, attempts=list(self.trace.attempts))
 
-    def _attach(self, exc: AttemptError | ContextOverflowError | BudgetExceeded) -> Any:
+    def _attach(self, exc: _E) -> _E:
         if isinstance(exc, AttemptError):
             exc.attach(usage=self.usage, trace=self.trace)
         return exc

@@ -115,7 +115,10 @@ def model_struct(model: type[BaseModel]) -> tuple[pa.DataType, Convert]:
     def convert(value: Any) -> Any:
         if value is None:
             return None
-        get = value.get if isinstance(value, dict) else lambda n: getattr(value, n, None)
+
+        def get(name: str) -> Any:
+            return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
         return {name: conv(get(name)) for name, _, conv in fields}
 
     return struct, convert

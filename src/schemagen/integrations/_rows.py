@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from schemagen.backends.base import Backend
 from schemagen.batch.ratelimit import Pacer
 from schemagen.batch.records import Record
 from schemagen.batch.results import BatchResult
@@ -257,7 +258,7 @@ class _SharedLimitsBackend:
     retried here, as :class:`schemagen.batch.run._LimitedBackend` does in one process.
     """
 
-    def __init__(self, inner: Any, limits: Limits, job: ExtractJob, counter: Any) -> None:
+    def __init__(self, inner: Backend, limits: Limits, job: ExtractJob, counter: Any) -> None:
         self.inner, self.limits, self.job, self.counter = inner, limits, job, counter
         self.endpoints = inner.endpoints
         self.model = inner.model

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
@@ -77,7 +77,8 @@ class _RayLimits:
 
         for attempt in range(60):
             try:
-                return await self.handle.admit.remote(tokens)
+                # an actor call is untyped in ray: LimitLedger.admit's own return type
+                return cast(tuple[float, str | None, float], await self.handle.admit.remote(tokens))
             except Exception:  # ActorUnavailableError / RayActorError while it restarts
                 if attempt == 59:
                     raise
@@ -137,7 +138,7 @@ def start_ledger(*, rpm: float | None, tpm: float | None, budget: Budget | int |
 def ledger_stats(name: str) -> LedgerStats:
     """What the workers of the run with ledger ``name`` reported so far (a blocking call)."""
     ray = require_ray()
-    return ray.get(ray.get_actor(name).snapshot.remote())
+    return cast(LedgerStats, ray.get(ray.get_actor(name).snapshot.remote()))  # an untyped actor call
 
 
 # ---------------------------------------------------------------- the map_batches worker
@@ -249,7 +250,9 @@ def extract_dataset(
 
 def read_results(results_dir: str | os.PathLike[str]) -> ray.data.Dataset:
     """Everything a results directory holds (every run so far), one row per key."""
-    ray = require_ray()
+    require_ray()
+    import ray.data  # typed, unlike require_ray()'s module
+
     store = ResultsStore(results_dir)
     parts = store.parts()  # named parts only: a half-written temporary file is never read
     if not parts:

@@ -40,7 +40,8 @@ class Call:
     @property
     def forced_tool(self) -> JSON | None:
         """The tool the request forces (or its only tool), as the ``function`` dict."""
-        tools = [t.get("function", t) for t in self.body.get("tools") or [] if isinstance(t, dict)]
+        listed = self.body.get("tools") or []
+        tools: list[JSON] = [t.get("function", t) for t in listed if isinstance(t, dict)]
         choice = self.body.get("tool_choice")
         if isinstance(choice, dict):
             name = (choice.get("function") or {}).get("name") or choice.get("name")

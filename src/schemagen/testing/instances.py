@@ -12,7 +12,10 @@ def example_for_schema(schema: Any, root: Any = None, _depth: int = 0) -> Any:
     root = schema if root is None else root
     if not isinstance(schema, dict) or _depth > 32:
         return None
-    again = lambda s: example_for_schema(s, root, _depth + 1)  # noqa: E731
+
+    def again(s: Any) -> Any:
+        return example_for_schema(s, root, _depth + 1)
+
     if "$ref" in schema:
         target: Any = root
         for part in schema["$ref"].lstrip("#/").split("/"):

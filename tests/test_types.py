@@ -1,7 +1,9 @@
-"""The public API is typed: pyright's type completeness stays at or above 95%."""
+"""The public API is typed: pyright's type completeness stays at or above 95%, and ``mypy`` (strict)
+is clean for all of src/schemagen."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,3 +27,17 @@ def test_public_api_type_completeness_meets_the_bar(capsys: pytest.CaptureFixtur
 
 def test_py_typed_ships_with_the_package() -> None:
     assert (ROOT / "src" / "schemagen" / "py.typed").exists()
+
+
+def test_mypy_is_strict_and_clean_for_the_whole_package() -> None:
+    pytest.importorskip("mypy")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True and config["files"] == ["src/schemagen"]
+    for override in config.get("overrides", []):  # only third-party modules may be relaxed
+        modules = override["module"] if isinstance(override["module"], list) else [override["module"]]
+        assert not [m for m in modules if m.split(".")[0] == "schemagen"], override
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # this tree, not another install
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=280)
+    assert proc.returncode == 0 and "Success: no issues found" in proc.stdout, proc.stdout + proc.stderr

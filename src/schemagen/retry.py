@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import tenacity
 
@@ -20,6 +20,15 @@ OnRetry = Callable[[BaseException, float], None]
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, TransportError) and exc.retryable
+
+
+
+class _TenacityKwargs(TypedDict):
+    retry: tenacity.retry_base
+    stop: tenacity.stop.stop_base
+    wait: Callable[[tenacity.RetryCallState], float]
+    before_sleep: Callable[[tenacity.RetryCallState], None]
+    reraise: bool
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class RetryPolicy:
             return None
         return self.wait_for(retry_number, exc)
 
-    def _kwargs(self, on_retry: OnRetry | None) -> dict[str, object]:
+    def _kwargs(self, on_retry: OnRetry | None) -> _TenacityKwargs:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             return self.wait_for(state.attempt_number, exc)
@@ -66,12 +75,12 @@ class RetryPolicy:
         }
 
     def call(self, fn: Callable[[], T], on_retry: OnRetry | None = None) -> T:
-        retrying = tenacity.Retrying(**self._kwargs(on_retry))  # type: ignore[arg-type]
+        retrying = tenacity.Retrying(**self._kwargs(on_retry))
         return retrying(fn)
 
     async def acall(self, fn: Callable[[], Awaitable[T]], on_retry: OnRetry | None = None) -> T:
         async def attempt() -> T:
             return await fn()
 
-        retrying = tenacity.AsyncRetrying(**self._kwargs(on_retry))  # type: ignore[arg-type]
+        retrying = tenacity.AsyncRetrying(**self._kwargs(on_retry))
         return await retrying(attempt)

@@ -145,7 +145,7 @@ def _wrap(target: Any) -> tuple[type[BaseModel], Callable[[Any], Any], str, str,
         model = create_model(
             f"{label}List",
             __config__=ConfigDict(extra="forbid"),
-            items=(list[item], ...),  # type: ignore[valid-type]
+            items=(list[item], ...),  # type: ignore[valid-type]  # a type built at runtime
         )
         desc = f"Record every {label} found in the input, in order."
         if _own_doc(item):

@@ -210,6 +210,7 @@ def json_schema_target(schema: Any) -> JsonSchemaTarget:
     root = schema.get("$id") if isinstance(schema.get("$id"), str) else ROOT_URI
     from jsonschema_specifications import REGISTRY as METASCHEMAS
 
+    # referencing's attrs classes: mypy reads their __init__ without these keyword arguments
     resource: Resource[Any] = Resource(contents=schema, specification=spec)  # type: ignore[call-arg]
     local: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-arg]
     local = local.with_resource(root, resource).crawl()

@@ -24,6 +24,8 @@ import numpy as np
 from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError, SchemagenError
 
 if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
     from schemagen.backends._local_runtimes import Runtime
 
 ENGINES = ("llguidance", "outlines_core", "xgrammar")
@@ -205,11 +207,12 @@ class LLGuidanceEngine:
 
     def compile(self, schema: dict[str, Any], *, compact: bool = True) -> CompiledGrammar:
         matcher_cls = self._llg.LLMatcher
-        options: dict[str, Any] = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+        options: JsonCompileOptions = {
+            "whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
         if not compact:
             options["whitespace_pattern"] = "[ ]?"
         try:
-            grammar = matcher_cls.grammar_from_json_schema(schema, overrides=options)  # type: ignore[arg-type]
+            grammar = matcher_cls.grammar_from_json_schema(schema, overrides=options)
         except (ValueError, TypeError) as exc:
             raise schema_error(self.name, str(exc), schema) from exc
         is_error, messages = matcher_cls.validate_grammar_with_warnings(grammar, self.tokenizer)

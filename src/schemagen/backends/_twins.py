@@ -82,17 +82,17 @@ def twin_settings(client: AnyClient) -> dict[str, Any]:
                              else _sync_provider(provider, client, "api_key"))
     elif client.api_key and client.api_key != _SENTINEL:
         kwargs["api_key"] = client.api_key
-    if azure:
-        kwargs["api_version"] = client._api_version  # type: ignore[union-attr]
-        kwargs["azure_ad_token"] = client._azure_ad_token  # type: ignore[union-attr]
-        token_provider = client._azure_ad_token_provider  # type: ignore[union-attr]
+    if isinstance(client, _AZURE):  # narrows the type, unlike ``azure``
+        kwargs["api_version"] = client._api_version
+        kwargs["azure_ad_token"] = client._azure_ad_token
+        token_provider = client._azure_ad_token_provider
         if token_provider is not None and not to_async:
             token_provider = _sync_provider(token_provider, client, "azure_ad_token_provider")
         kwargs["azure_ad_token_provider"] = token_provider
-        endpoint = client._azure_endpoint  # type: ignore[union-attr]
+        endpoint = client._azure_endpoint
         if endpoint is not None:
             kwargs["azure_endpoint"] = str(endpoint)
-            kwargs["azure_deployment"] = client._azure_deployment  # type: ignore[union-attr]
+            kwargs["azure_deployment"] = client._azure_deployment
         else:
             kwargs["base_url"] = str(client.base_url)
     else:

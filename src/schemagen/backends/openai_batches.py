@@ -59,7 +59,7 @@ class OpenAIBatchTransport:
         created = await self._mapped(
             self._client().batches.create(
                 input_file_id=input_file_id,
-                endpoint=endpoint,  # type: ignore[arg-type]
+                endpoint=endpoint,  # type: ignore[arg-type]  # the SDK types it as a Literal of routes
                 completion_window="24h",
                 metadata=metadata,
             )

@@ -23,7 +23,7 @@ from schemagen.cli.options import (
     read_text,
     to_jsonable,
 )
-from schemagen.errors import SchemagenError
+from schemagen.errors import AttemptError, SchemagenError
 
 app = typer.Typer(
     name="schemagen", no_args_is_help=True, add_completion=False,
@@ -81,8 +81,8 @@ def extract(
         from schemagen.errors import ConfigurationError, MissingDependencyError, SchemaError
 
         usage_error = isinstance(exc, ConfigurationError | MissingDependencyError | SchemaError)
-        if trace and getattr(exc, "trace", None) is not None:
-            typer.echo(json.dumps(exc.trace.to_dict(), indent=2, default=str), err=True)  # type: ignore[attr-defined]
+        if trace and isinstance(exc, AttemptError) and exc.trace is not None:
+            typer.echo(json.dumps(exc.trace.to_dict(), indent=2, default=str), err=True)
         raise fail(f"{type(exc).__name__}: {exc}", EXIT_USAGE if usage_error else EXIT_FAILED) from exc
     if trace:
         typer.echo(json.dumps(result.trace.to_dict(), indent=2, default=str), err=True)

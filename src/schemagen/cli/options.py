@@ -51,7 +51,7 @@ def load_target(schema: str, many: bool) -> Any:
         target = load_json_schema(schema)
         return list_schema(target) if many else target
     target = load_object(schema)
-    return list[target] if many else target  # type: ignore[valid-type]
+    return list[target] if many else target  # type: ignore[valid-type]  # a type built at runtime
 
 
 def load_examples(schema: str, examples: str | None) -> list[Any]:

@@ -184,7 +184,7 @@ class StreamingRun(Generic[T]):
             item = list_item_type(run)
             self.item_adapter = TypeAdapter(item)
             if items == "skip":  # the tool stays; the final validation keeps the valid items
-                kept = list[typing.Annotated[item, WrapValidator(_skip_invalid)]]  # type: ignore[valid-type]
+                kept = list[typing.Annotated[item, WrapValidator(_skip_invalid)]]  # type: ignore[valid-type]  # a runtime type
                 model = self.spec.model
                 assert model is not None  # list_item_type refused model-less targets
                 lenient = create_model(model.__name__, __base__=model, items=(kept, ...))
@@ -308,7 +308,7 @@ class StreamingRun(Generic[T]):
             return []
         value = self.run.result().value
         if self.items is not None:
-            rest: list[Any] = list(value)[self._accounted:]  # type: ignore[call-overload]
+            rest: list[Any] = list(value)[self._accounted:]  # type: ignore[call-overload]  # items: T is a list
             return rest
         data = to_jsonable_python(value, fallback=str)
         fields = self._fields

@@ -139,13 +139,12 @@ class _HookWatch:
 
     # ------------------------------------------------------------ calling
 
-    def emit(self, name: str, **fields: Any) -> None:
+    def emit(self, name: HookName, **fields: Any) -> None:
         registered = self.hooks.get(name)
         if not registered:
             return
         record = self.open or (self.run.trace.attempts[-1] if self.run.trace.attempts else None)
-        event = HookEvent(name, self.run.spec.name, record.number if record else 0,  # type: ignore[arg-type]
-                          **fields)
+        event = HookEvent(name, self.run.spec.name, record.number if record else 0, **fields)
         for hook in registered:
             try:
                 result = hook.fn(event)

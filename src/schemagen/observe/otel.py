@@ -19,6 +19,9 @@ from schemagen.exchange import Completion, Request
 from schemagen.redact import redact, redact_text
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from schemagen.backends.base import Backend
@@ -180,7 +183,7 @@ class _SpanWatch:
         self.span = span
         self.token = context.attach(trace.set_span_in_context(span, owner.parent))
         self.attempt: Span | None = None
-        self.attempt_token: object = None
+        self.attempt_token: Token[Context] | None = None
         self.record: AttemptRecord | None = None
         self.reask_reason: str | None = None
         self.finished = False
@@ -248,7 +251,8 @@ class _SpanWatch:
         if span is None or record is None:
             return
         self.attempt = self.record = None
-        context.detach(self.attempt_token)  # type: ignore[arg-type]
+        if self.attempt_token is not None:  # set with the span
+            context.detach(self.attempt_token)
         attrs: dict[str, Any] = {"schemagen.outcome": record.outcome}
         if record.retries:
             attrs["schemagen.transport_retries"] = len(record.retries)

@@ -58,7 +58,8 @@ class TextCallReader:
 
     def _find_start(self) -> int | None:
         seen = self._seen
-        after, shape = 0, "either"
+        after = 0
+        shape: Shape = "either"
         for marker, kind in MARKERS.items():
             at = seen.rfind(marker)
             if at >= 0 and at + len(marker) > after:
@@ -70,7 +71,7 @@ class TextCallReader:
                 return None
             if body[0] not in "{[":
                 return None
-            self.shape = shape  # type: ignore[assignment]
+            self.shape = shape
             return after + len(rest) - len(body)
         # No marker (yet): the first object in the text, or a list of objects. A marker
         # still arriving ("[TOOL_" ...) is not mistaken for a list: the list must hold an object.

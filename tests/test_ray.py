@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import importlib.util
 import json
 import os
 import subprocess
@@ -189,6 +190,18 @@ def test_registry_and_missing_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails, as if not installed
     with pytest.raises(MissingDependencyError, match=r'pip install "schemagen\[ray\]"'):
         sg_ray.require_ray()
+
+
+def test_the_ray_extra_lets_ray_data_probe_http_paths() -> None:
+    """Ray Data checks every path it reads against fsspec's HTTP filesystem and only catches
+    ModuleNotFoundError. Without aiohttp that module fails to import, and when threads list
+    several parts at once, one sees it half-imported: an ImportError that fails
+    ``read_results`` at random (it did in fresh venvs). The ``ray`` extra installs aiohttp."""
+    if importlib.util.find_spec("fsspec") is None:
+        pytest.skip("fsspec is not installed: Ray Data doesn't probe it")
+    from fsspec.implementations.http import HTTPFileSystem
+
+    assert HTTPFileSystem.protocol
 
 
 # ---------------------------------------------------------------- a local Ray cluster

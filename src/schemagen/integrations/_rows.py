@@ -52,8 +52,16 @@ DEFAULT_HEADROOM = 0.01
 # ---------------------------------------------------------------- secrets and keys
 
 
+class KeySource(Protocol):
+    """Where a worker gets the API key when it builds its Client (:class:`Secret`, or an
+    engine's own handle to it, such as a Ray object-store reference)."""
+
+    def get(self) -> str: ...
+
+
 class Secret:
-    """A key that prints as ``***``: it may travel to workers, never into a repr, log or error."""
+    """A key that prints as ``***``: never in a repr, log or error. An engine that records
+    task arguments (Ray's GCS and dashboard) should ship a reference instead (a :class:`KeySource`)."""
 
     __slots__ = ("_value",)
 
@@ -227,7 +235,7 @@ class ExtractJob:
     id_column: str | None = None
     model: str | None = None
     base_url: str | None = None
-    api_key: Secret | None = None
+    api_key: KeySource | None = None
     client_factory: Callable[[], Any] | None = None
     client_options: dict[str, Any] = field(default_factory=dict)  # retries, max_tokens, temperature...
     per_actor_concurrency: int = 16

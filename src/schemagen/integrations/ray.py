@@ -37,7 +37,6 @@ from schemagen.integrations._rows import (
     NoLimits,
     ResultsStore,
     RowExtractor,
-    Secret,
 )
 
 if TYPE_CHECKING:
@@ -140,6 +139,30 @@ def ledger_stats(name: str) -> LedgerStats:
     return ray.get(ray.get_actor(name).snapshot.remote())
 
 
+# ---------------------------------------------------------------- the key, kept out of task specs
+
+
+class _StoredKey:
+    """The key as an ObjectRef to Ray's object store, fetched on the actor when it builds its
+    Client: actor and task specs (what the GCS keeps, the dashboard shows and a restart
+    replays) hold only the ref, never the key's bytes."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    def get(self) -> str:
+        import ray
+
+        return str(ray.get(self._ref))
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
 # ---------------------------------------------------------------- the map_batches worker
 
 
@@ -229,7 +252,7 @@ def extract_dataset(
         _name, ledger = start_ledger(rpm=rpm, tpm=tpm, budget=budget, name=ledger_name)
     job = ExtractJob(
         target=target, text_column=text_column, id_column=id_column, model=model, base_url=base_url,
-        api_key=Secret(api_key) if api_key is not None else None, client_factory=client_factory,
+        api_key=_StoredKey(ray.put(api_key)) if api_key is not None else None, client_factory=client_factory,
         client_options={"retries": retries, **options}, per_actor_concurrency=per_actor_concurrency,
         layout=layout, value_column=value_column,
         results_dir=os.fspath(results_dir) if results_dir is not None else None,

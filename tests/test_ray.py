@@ -243,6 +243,32 @@ def test_values_from_the_real_llama_server(cluster: None, llama_server: LlamaSer
     assert out.schema().base_schema.field("age").type == pa.int64()
 
 
+class Resident(BaseModel):
+    name: str
+    city: str
+
+
+@pytest.mark.local
+def test_a_local_model_runs_inside_its_actor(cluster: None) -> None:
+    """``model="local:"``: the embedded SmolLM2 GGUF is loaded on the actor, sized as docs/scale.md says."""
+    from tests.test_local import require_local
+
+    require_local()
+    rows = [{"doc_id": "a", "body": "Alice Smith is 31 years old and lives in Paris."},
+            {"doc_id": "b", "body": "Bob Jones, aged 45, is from Berlin."}]
+    ds = extract_dataset(ray.data.from_items(rows), Resident, text_column="body", id_column="doc_id",
+                         model="local:", concurrency=1, retries=1, max_tokens=40, temperature=0.0)
+    # One actor on this 2-CPU cluster: all of it (an even share, at most 4), no GPU to take,
+    # and llama.cpp runs that many threads rather than half the node's cores.
+    op = ds._logical_plan.dag
+    assert (op.ray_remote_args["num_cpus"], op.ray_remote_args["num_gpus"]) == (2.0, 0.0)
+    assert op.fn_constructor_kwargs["job"].local_threads == 2
+    got = sorted(ds.take_all(), key=lambda r: r["doc_id"])
+    assert [(r["name"], r["city"], r["_sg_ok"]) for r in got] == [
+        ("Alice Smith", "Paris", True), ("Bob Jones", "Berlin", True)]
+    assert all(r["_sg_completion_tokens"] > 0 for r in got)
+
+
 def test_failed_rows_are_kept_and_resume_is_exactly_once(cluster: None, tmp_path: Path) -> None:
     bad = {"person 3", "person 7"}
 

@@ -245,10 +245,19 @@ class ExtractJob:
     needs_tokens: bool = False  # TPM or a budget: estimate each request's tokens
     rate_limited: bool = False  # RPM, TPM or a budget: ask the ledger before each request
     max_throttle_retries: int = 8
+    local_threads: int | None = None  # a ``local:`` model's llama.cpp threads: the CPUs its worker holds
 
     def make_client(self) -> Any:
         from schemagen.client import Client
 
+        if self.local_threads and (self.model or "").startswith("local:"):
+            from schemagen.backends import create_backend
+
+            options = dict(self.client_options)  # device=/engine= are the backend's, not the Client's
+            settings = {k: options.pop(k) for k in ("device", "engine") if k in options}
+            backend = create_backend("local", model=(self.model or "")[len("local:"):] or None,
+                                     n_threads=self.local_threads, **settings)
+            return Client(model=self.model, backend=backend, **options)
         if self.client_factory is not None:
             made = self.client_factory()
             if isinstance(made, Client):

@@ -16,6 +16,7 @@ keyed per batch, so a redone batch replaces its part instead of adding one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -260,6 +261,8 @@ def extract_dataset(
         max_throttle_retries=max_throttle_retries,
     )
     cpus, gpus = _resources(ray, local=local, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus)
+    if local and cpus >= 1:  # llama.cpp would take half the node's cores, whatever Ray granted
+        job = dataclasses.replace(job, local_threads=int(cpus))
     compute = ray.data.ActorPoolStrategy(
         size=concurrency, max_tasks_in_flight_per_actor=2, max_concurrent_calls_per_actor=2,
         enable_true_multi_threading=True)  # two batches per actor overlap; one semaphore bounds both

@@ -327,9 +327,10 @@ def test_rate_limit_holds_across_actors(cluster: None) -> None:
         ray.kill(server)
     assert len(times) == 30
     # The ledger books one request per 66 ms for the whole cluster. Each actor's first
-    # request also opens its connection, so it lands late; from the last of those on, the
-    # sustained rate the server sees must hold.
-    steady = times[1:]
+    # request also opens its connection, so it lands late (with the next slot's request
+    # right behind it); from the request after those two on (benchmarks/ray_scale.py does
+    # the same with four actors), the sustained rate the server sees must hold.
+    steady = times[2:]
     rate = (len(steady) - 1) / (steady[-1] - steady[0]) * 60
     assert rate <= 900 * 1.05, rate
 

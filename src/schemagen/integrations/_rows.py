@@ -250,6 +250,11 @@ class ExtractJob:
     def make_client(self) -> Any:
         from schemagen.client import Client
 
+        if self.client_factory is not None:
+            made = self.client_factory()
+            if isinstance(made, Client):
+                return made
+            return Client(client=made, model=self.model, **self.client_options)  # an OpenAI client
         if self.local_threads and (self.model or "").startswith("local:"):
             from schemagen.backends import create_backend
 
@@ -258,11 +263,6 @@ class ExtractJob:
             backend = create_backend("local", model=(self.model or "")[len("local:"):] or None,
                                      n_threads=self.local_threads, **settings)
             return Client(model=self.model, backend=backend, **options)
-        if self.client_factory is not None:
-            made = self.client_factory()
-            if isinstance(made, Client):
-                return made
-            return Client(client=made, model=self.model, **self.client_options)  # an OpenAI client
         key = self.api_key.get() if self.api_key is not None else None
         return Client(model=self.model, base_url=self.base_url, api_key=key, **self.client_options)
 

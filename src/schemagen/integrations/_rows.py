@@ -53,8 +53,16 @@ DEFAULT_HEADROOM = 0.01
 # ---------------------------------------------------------------- secrets and keys
 
 
+class KeySource(Protocol):
+    """Where a worker gets the API key when it builds its Client (:class:`Secret`, or an
+    engine's own handle to it, such as a Ray object-store reference)."""
+
+    def get(self) -> str: ...
+
+
 class Secret:
-    """A key that prints as ``***``: it may travel to workers, never into a repr, log or error."""
+    """A key that prints as ``***``: never in a repr, log or error. An engine that records
+    task arguments (Ray's GCS and dashboard) should ship a reference instead (a :class:`KeySource`)."""
 
     __slots__ = ("_value",)
 
@@ -228,7 +236,7 @@ class ExtractJob:
     id_column: str | None = None
     model: str | None = None
     base_url: str | None = None
-    api_key: Secret | None = None
+    api_key: KeySource | None = None
     client_factory: Callable[[], Any] | None = None
     client_options: dict[str, Any] = field(default_factory=dict)  # retries, max_tokens, temperature...
     per_actor_concurrency: int = 16
@@ -238,6 +246,7 @@ class ExtractJob:
     needs_tokens: bool = False  # TPM or a budget: estimate each request's tokens
     rate_limited: bool = False  # RPM, TPM or a budget: ask the ledger before each request
     max_throttle_retries: int = 8
+    local_threads: int | None = None  # a ``local:`` model's llama.cpp threads: the CPUs its worker holds
 
     def make_client(self) -> Any:
         from schemagen.client import Client
@@ -247,6 +256,14 @@ class ExtractJob:
             if isinstance(made, Client):
                 return made
             return Client(client=made, model=self.model, **self.client_options)  # an OpenAI client
+        if self.local_threads and (self.model or "").startswith("local:"):
+            from schemagen.backends import create_backend
+
+            options = dict(self.client_options)  # device=/engine= are the backend's, not the Client's
+            settings = {k: options.pop(k) for k in ("device", "engine") if k in options}
+            backend = create_backend("local", model=(self.model or "")[len("local:"):] or None,
+                                     n_threads=self.local_threads, **settings)
+            return Client(model=self.model, backend=backend, **options)
         key = self.api_key.get() if self.api_key is not None else None
         return Client(model=self.model, base_url=self.base_url, api_key=key, **self.client_options)
 

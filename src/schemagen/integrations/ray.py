@@ -16,6 +16,7 @@ keyed per batch, so a redone batch replaces its part instead of adding one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -37,7 +38,6 @@ from schemagen.integrations._rows import (
     NoLimits,
     ResultsStore,
     RowExtractor,
-    Secret,
 )
 
 if TYPE_CHECKING:
@@ -141,6 +141,30 @@ def ledger_stats(name: str) -> LedgerStats:
     return cast(LedgerStats, ray.get(ray.get_actor(name).snapshot.remote()))  # an untyped actor call
 
 
+# ---------------------------------------------------------------- the key, kept out of task specs
+
+
+class _StoredKey:
+    """The key as an ObjectRef to Ray's object store, fetched on the actor when it builds its
+    Client: actor and task specs (what the GCS keeps, the dashboard shows and a restart
+    replays) hold only the ref, never the key's bytes."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    def get(self) -> str:
+        import ray
+
+        return str(ray.get(self._ref))
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
 # ---------------------------------------------------------------- the map_batches worker
 
 
@@ -230,7 +254,7 @@ def extract_dataset(
         _name, ledger = start_ledger(rpm=rpm, tpm=tpm, budget=budget, name=ledger_name)
     job = ExtractJob(
         target=target, text_column=text_column, id_column=id_column, model=model, base_url=base_url,
-        api_key=Secret(api_key) if api_key is not None else None, client_factory=client_factory,
+        api_key=_StoredKey(ray.put(api_key)) if api_key is not None else None, client_factory=client_factory,
         client_options={"retries": retries, **options}, per_actor_concurrency=per_actor_concurrency,
         layout=layout, value_column=value_column,
         results_dir=os.fspath(results_dir) if results_dir is not None else None,
@@ -238,6 +262,8 @@ def extract_dataset(
         max_throttle_retries=max_throttle_retries,
     )
     cpus, gpus = _resources(ray, local=local, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus)
+    if local and cpus >= 1:  # llama.cpp would take half the node's cores, whatever Ray granted
+        job = dataclasses.replace(job, local_threads=int(cpus))
     compute = ray.data.ActorPoolStrategy(
         size=concurrency, max_tasks_in_flight_per_actor=2, max_concurrent_calls_per_actor=2,
         enable_true_multi_threading=True)  # two batches per actor overlap; one semaphore bounds both

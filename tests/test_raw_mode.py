@@ -331,9 +331,9 @@ def test_raw_mode_end_to_end_on_llama_cpp(llama_server: LlamaServer) -> None:
     assert first.request.endpoint == "completions"
     assert first.prompt is not None and first.prompt.endswith(GEN)
     assert first.request.body["prompt"] == first.prompt
-    # SmolLM2's own system prompt is kept; schemagen's instruction opens the user turn
-    assert first.prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
-    assert "<|im_start|>user\nYou extract structured data" in first.prompt
+    # SmolLM2's own system prompt is kept; schemagen's instruction follows it in the system turn
+    assert first.prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, "
+                                   "trained by Hugging Face\n\nYou extract structured data")
     assert '"name": "Person"' in first.prompt  # injected: SmolLM2's template ignores tools
     assert first.completion is not None and first.completion.raw["object"] == "text_completion"
     assert first.completion.text == first.completion.raw["choices"][0]["text"]

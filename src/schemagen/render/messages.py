@@ -68,6 +68,27 @@ def build_messages(
     return messages
 
 
+def is_default_system(message: Mapping[str, Any], spec: ToolSpec) -> bool:
+    """Whether ``message`` is schemagen's default system message (not a caller's ``system=``)."""
+    ours = DEFAULT_SYSTEM.replace("{tool}", spec.name)
+    return message.get("role") == "system" and message.get("content") == ours
+
+
+def after_native_system(
+    messages: Sequence[Mapping[str, Any]], native: str | None, instruction: str,
+) -> list[dict[str, Any]]:
+    """``messages`` whose system turn is ``instruction``, placed after ``native``: the system
+    prompt a chat template writes itself when a conversation has none. Replacing that prompt
+    costs a small model accuracy; keeping it and adding ours gained most (docs/local.md)."""
+    out = [dict(m) for m in messages]
+    system = f"{native}\n\n{instruction}" if native else instruction
+    if out and out[0].get("role") == "system":
+        out[0]["content"] = system
+    else:
+        out.insert(0, {"role": "system", "content": system})
+    return out
+
+
 def reask_messages(
     spec: ToolSpec, messages: Sequence[Mapping[str, Any]], failed_output: str, errors: str
 ) -> list[Mapping[str, Any]]:

@@ -360,6 +360,29 @@ def with_system_block(messages: Sequence[Message], block: str) -> list[dict[str,
     return out
 
 
+_SYSTEM_PROBE = "schemagen_system_probe"
+_USER_PROBE = "schemagen_user_probe"
+
+
+@functools.lru_cache(maxsize=32)
+def default_system_prompt(template: ChatTemplate) -> str | None:
+    """The system prompt the template writes itself when a conversation has none (SmolLM2's
+    "You are a helpful AI assistant named SmolLM..."), found by rendering with and without one."""
+    user = {"role": "user", "content": _USER_PROBE}
+    try:
+        bare = template.render([user], add_generation_prompt=False)
+        probed = template.render([{"role": "system", "content": _SYSTEM_PROBE}, user],
+                                 add_generation_prompt=False)
+    except TemplateError:
+        return None
+    if _SYSTEM_PROBE not in probed:
+        return None
+    before, after = probed.split(_SYSTEM_PROBE, 1)
+    if len(bare) > len(before) + len(after) and bare.startswith(before) and bare.endswith(after):
+        return bare[len(before):len(bare) - len(after)].strip() or None
+    return None
+
+
 def load_template(spec: str | Path | ChatTemplate) -> ChatTemplate:
     """A template from a path: ``.gguf`` file, HF folder, ``.json`` config, or a Jinja file.
 

@@ -37,8 +37,8 @@ from schemagen.render.lint import (
     inject_tools_into_system,
     template_ignores_tools,
 )
-from schemagen.render.messages import DEFAULT_SYSTEM, EXAMPLE_CALL_ID
-from schemagen.render.templates import ChatTemplate, load_template, normalize_messages
+from schemagen.render.messages import EXAMPLE_CALL_ID, after_native_system, is_default_system
+from schemagen.render.templates import ChatTemplate, default_system_prompt, load_template, normalize_messages
 from schemagen.schema import ToolSpec
 
 #: vLLM/SGLang extensions to /v1/completions: the prompt already holds its special tokens
@@ -60,7 +60,6 @@ _PROBE_TOOLS = [{"type": "function", "function": {
     "name": _PROBE_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}},
 }}]
 _SENTINEL = "schemagen_end_of_turn_probe"
-_SYSTEM_PROBE = "schemagen_system_probe"
 
 
 @dataclass(frozen=True)
@@ -154,25 +153,6 @@ def lower_tool_turns(messages: Sequence[Mapping[str, Any]], *, envelope: bool = 
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def default_system_prompt(template: ChatTemplate) -> str | None:
-    """The system prompt the template writes itself when a conversation has none (SmolLM2's
-    "You are a helpful AI assistant named SmolLM..."), found by rendering with and without one."""
-    user = {"role": "user", "content": _SENTINEL}
-    try:
-        bare = template.render([user], add_generation_prompt=False)
-        probed = template.render([{"role": "system", "content": _SYSTEM_PROBE}, user],
-                                 add_generation_prompt=False)
-    except TemplateError:
-        return None
-    if _SYSTEM_PROBE not in probed:
-        return None
-    before, after = probed.split(_SYSTEM_PROBE, 1)
-    if len(bare) > len(before) + len(after) and bare.startswith(before) and bare.endswith(after):
-        return bare[len(before):len(bare) - len(after)].strip() or None
-    return None
-
-
 def constrained_instruction(spec: ToolSpec) -> str:
     """The instruction for output a grammar enforces: no schema (the grammar holds the shape, and
     a small model copies schema text into values), the description, and "copy" (see docs/local.md)."""
@@ -180,43 +160,37 @@ def constrained_instruction(spec: ToolSpec) -> str:
             "Copy values exactly from the text.")
 
 
-def _is_default_system(message: Mapping[str, Any], spec: ToolSpec) -> bool:
-    ours = DEFAULT_SYSTEM.replace("{tool}", spec.name)
-    return message.get("role") == "system" and message.get("content") == ours
-
-
 def place_instruction(
     messages: Sequence[Mapping[str, Any]], spec: ToolSpec, template: ChatTemplate, *, constrain: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Put schemagen's instruction where it doesn't evict the template's own system prompt.
+    """Put schemagen's instruction in the system turn, after the template's own system prompt
+    rather than in its place (docs/local.md has the measurement).
 
-    Our default system message moves into the first user turn when the template writes a system
-    prompt of its own (the model's native one then stays) or when the output is constrained (the
-    instruction becomes :func:`constrained_instruction`). A caller's ``system=`` stays where it is.
+    Constrained output gets :func:`constrained_instruction`; otherwise our default system
+    message is kept as written. A caller's ``system=`` stays as the caller wrote it; with
+    constrained output the instruction then opens each input turn instead.
     """
     out = normalize_messages(messages)
-    native = default_system_prompt(template)
-    ours = bool(out) and _is_default_system(out[0], spec)
-    instruction = constrained_instruction(spec) if constrain else (out[0]["content"] if ours else None)
-    if not instruction or not (constrain or (ours and native)):
+    ours = bool(out) and is_default_system(out[0], spec)
+    theirs = bool(out) and out[0].get("role") == "system" and not ours
+    if theirs:
+        if not constrain:
+            return out, []
+        instruction = constrained_instruction(spec)
+        for message in out:
+            content = str(message.get("content") or "")
+            if message.get("role") == "user" and not content.startswith("Tool result:"):
+                message["content"] = f"{instruction}\n\nText:\n{content}"
         return out, []
-    if ours:
-        out.pop(0)
+    if not (ours or constrain):
+        return out, []
+    instruction = constrained_instruction(spec) if constrain else str(out[0]["content"])
+    native = default_system_prompt(template)
     notes = []
-    if native and (ours or not out or out[0].get("role") != "system"):
+    if native:
         notes.append(f"the chat template's own system prompt is kept ({native[:60]!r}); schemagen's "
-                     "instruction is in the first user turn")
-    placed = False
-    for message in out:
-        content = str(message.get("content") or "")
-        # constrained: every input text (worked examples' too) gets it, not a reask's errors
-        skip = placed and (not constrain or content.startswith("Tool result:"))
-        if message.get("role") == "user" and not skip:
-            message["content"] = f"{instruction}\n\nText:\n{content}"
-            placed = True
-    if not placed:
-        out.append({"role": "user", "content": instruction})
-    return out, notes
+                     "instruction follows it in the system turn")
+    return after_native_system(out, native, instruction), notes
 
 
 def _fold_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:

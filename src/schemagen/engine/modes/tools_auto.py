@@ -6,9 +6,9 @@ tool turns reasoning off (Anthropic-compatible endpoints refuse the combination 
 from __future__ import annotations
 
 from schemagen.engine.modes.base import Rendered, RenderInput
+from schemagen.engine.modes.tools import render_tool_chat
 from schemagen.exchange import Completion, Request
 from schemagen.parse.recover import Recovered, recover_arguments
-from schemagen.render.messages import render_chat
 from schemagen.schema import ToolSpec
 
 
@@ -17,10 +17,7 @@ class ToolsAutoMode:
     endpoint = "chat"
 
     def render(self, inp: RenderInput) -> Rendered:
-        request = render_chat(inp.spec, inp.messages, model=inp.model, params=inp.params,
-                              single_tool_call=inp.single_tool_call)
-        request.body["tool_choice"] = "auto"
-        return Rendered(request)
+        return render_tool_chat(inp, "auto")
 
     def recover(self, spec: ToolSpec, completion: Completion, request: Request | None = None) -> Recovered:
         recovered = recover_arguments(spec, completion)

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from schemagen.engine.modes.base import Rendered, RenderInput
+from schemagen.engine.modes.tools import render_tool_chat
 from schemagen.exchange import Completion, Request
 from schemagen.parse.recover import Recovered, recover_arguments
-from schemagen.render.messages import render_chat
 from schemagen.schema import ToolSpec
 
 
@@ -15,10 +15,7 @@ class ToolsRequiredMode:
     endpoint = "chat"
 
     def render(self, inp: RenderInput) -> Rendered:
-        request = render_chat(inp.spec, inp.messages, model=inp.model, params=inp.params,
-                              single_tool_call=inp.single_tool_call)
-        request.body["tool_choice"] = "required"
-        return Rendered(request)
+        return render_tool_chat(inp, "required")
 
     def recover(self, spec: ToolSpec, completion: Completion, request: Request | None = None) -> Recovered:
         return recover_arguments(spec, completion)

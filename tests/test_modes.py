@@ -488,3 +488,45 @@ def test_streamed_reasoning_content_is_kept() -> None:
     acc.usage = {"prompt_tokens": 1, "completion_tokens": 1}
     completion = completion_from_json(acc.response(Request("chat", {}), "m"), "chat")
     assert strip_reasoning(completion)[1] == "Ada is 36."
+
+
+# ---------------------------------------------------------------- the template's own system prompt
+
+SMOL_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+@pytest.mark.parametrize("mode", ["tools", "tools_required", "tools_auto"])
+def test_tools_modes_keep_a_named_templates_own_system_prompt(mode: str) -> None:
+    """Measured on the 54-text set through llama.cpp: the template's default system prompt plus
+    ours scored best; ours alone, ours in the user turn, or none scored lower (docs/local.md)."""
+    from schemagen.models import smollm2_gguf_path
+    from schemagen.render.messages import build_messages
+    from schemagen.render.templates import load_template
+
+    spec = build_tool(Person)
+    messages = build_messages(spec, "Ada, 36")
+    template = load_template(str(smollm2_gguf_path()))
+    named = get_mode(mode).render(RenderInput(spec, messages, "m", {}, template=template))
+    system = named.request.body["messages"][0]
+    assert system["role"] == "system"
+    assert system["content"].startswith(SMOL_DEFAULT + "\n\n")
+    assert system["content"].endswith(messages[0]["content"])
+    assert any("own system prompt is kept" in note for note in named.notes)
+    unnamed = get_mode(mode).render(RenderInput(spec, messages, "m", {}))
+    assert unnamed.request.body["messages"][0] == messages[0]  # no template: nothing to keep
+
+
+def test_a_callers_system_message_is_never_merged_with_the_templates() -> None:
+    from schemagen.models import smollm2_gguf_path
+    from schemagen.render.messages import build_messages
+    from schemagen.render.templates import load_template
+
+    spec = build_tool(Person)
+    messages = build_messages(spec, "Ada, 36", system="Be terse.")
+    template = load_template(str(smollm2_gguf_path()))
+    rendered = get_mode("tools").render(RenderInput(spec, messages, "m", {}, template=template))
+    assert rendered.request.body["messages"][0] == {"role": "system", "content": "Be terse."}
+    raw = get_mode("raw").render(RenderInput(spec, messages, "m", {}, template=template, constrain=True))
+    assert raw.prompt is not None and SMOL_DEFAULT not in raw.prompt
+    assert raw.prompt.startswith("<|im_start|>system\nBe terse.<|im_end|>")
+    assert "Copy values exactly from the text.\n\nText:\nAda, 36" in raw.prompt

@@ -43,6 +43,10 @@ class GuideState(Protocol):
 
     def accepts(self, token: int) -> bool: ...
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        """How many of ``tokens``, in order, the grammar would accept (0 where unsupported)."""
+        ...
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None: ...
 
     def consume(self, tokens: list[int]) -> None: ...
@@ -164,6 +168,9 @@ class _LLGState:
     def accepts(self, token: int) -> bool:
         return bool(self.m.validate_tokens([token]) == 1)
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return int(self.m.validate_tokens(tokens))
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.size * bitmask.itemsize)
         self._check()
@@ -245,6 +252,9 @@ class _OCState:
 
     def accepts(self, token: int) -> bool:
         return bool(self.g.accepts_tokens([token]))
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return 0  # no drafts: speculation is llguidance-only
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.g.write_mask_into(bitmask.ctypes.data, bitmask.size, bitmask.itemsize)
@@ -330,6 +340,9 @@ class _XGRState:
             self.m.rollback(1)
             return True
         return False
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return 0  # no drafts: speculation is llguidance-only
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.fill_next_token_bitmask(self._buf.view(1, -1))

@@ -16,6 +16,9 @@ matcher directly, so that
 * the vocabulary view is built once per model and each grammar once per (schema, model); a
   warm request only copies a pristine matcher (microseconds);
 * tokens the grammar forces (``{"name":"`` ...) are fed as one batch (llguidance only);
+* inside grounded strings, the input text's continuation of what was written is drafted and
+  scored in one batch; the prefix the model itself would choose is kept (copy-from-input
+  speculation: the same tokens as without it, in fewer forward passes);
 * with greedy decoding the full token mask is only computed when the model's top token is
   not allowed;
 * the constraint is checked, not trusted: a matcher error raises :class:`ConstraintError`.
@@ -51,6 +54,7 @@ from schemagen.backends._local_runtimes import (
     hf_dir_from_gguf,
     load_runtime,
 )
+from schemagen.backends._lookup import draft, source_bytes
 from schemagen.chunks import Delta
 from schemagen.engine.repetition import REPETITION, RepetitionGuard
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
@@ -206,6 +210,9 @@ class LocalBackend:
     :param n_threads: CPU threads (llama.cpp default: half the logical cores; transformers:
         torch's default).
     :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
+    :param speculate: in grounded extraction (llguidance, llama.cpp, greedy), draft the input
+        text's continuation of a grounded string and score it in one batch, keeping what the
+        model itself would choose: the same output in fewer forward passes. ``False`` turns it off.
     :param compact: ``True``: JSON with no whitespace between tokens (fewest tokens, and
         forced stretches such as ``","email":"`` can be fast-forwarded). ``False`` (default)
         allows one optional space (Outlines' default): SmolLM2-135M writes ``": "`` the way it
@@ -235,6 +242,7 @@ class LocalBackend:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         fast_forward: bool = True,
+        speculate: bool = True,
         close_objects: bool = True,
         compact: bool = False,
         repetition_guard: bool = True,
@@ -249,6 +257,7 @@ class LocalBackend:
         self._runtime: Runtime = load_runtime(kind, path, device=device, n_ctx=n_ctx, n_threads=n_threads)
         self.engine = engine
         self.fast_forward = fast_forward
+        self.speculate = speculate
         self.close_objects = close_objects
         self.compact = compact
         # Stop a generation that has entered a loop, as the streamed HTTP path does.
@@ -354,8 +363,12 @@ class LocalBackend:
         job = _Job.from_request(request)
         started = time.perf_counter()
         grammar, cache_hit, compile_s, grounded = self._grammar_for(request)
+        drafter = None
+        if grounded and self.speculate and job.temperature <= 0.0 and self._runtime.can_draft:
+            drafter = _Drafter(request.source_text or "", self._engine().tokenizer)
         notes: list[str] = []
-        out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text)
+        out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text,
+                                                                drafter=drafter)
         if (finish in (REPETITION, "length") and grammar is not None and self.loop_retry
                 and job.temperature <= 0.0):
             # A greedy constrained answer that loops loops the same way every time: retry once with
@@ -363,7 +376,8 @@ class LocalBackend:
             notes.append(f"the first answer was stopped ({finish}, {len(out_ids)} tokens): retried once "
                          f"with no repeated {NO_REPEAT_NGRAM}-gram of chosen tokens")
             first_tokens = len(out_ids)
-            out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, no_repeat=NO_REPEAT_NGRAM)
+            out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, no_repeat=NO_REPEAT_NGRAM,
+                                                                    drafter=drafter)
             counters["retried_after_tokens"] = first_tokens
         raw = self._raw(counters, out_ids, finish, started=started, compile_s=compile_s,
                         cache_hit=cache_hit, constrained=grammar is not None)
@@ -394,7 +408,7 @@ class LocalBackend:
 
     def _run(
         self, job: _Job, grammar: CompiledGrammar | None, no_repeat: int = 0,
-        on_text: Callable[[str], None] | None = None,
+        on_text: Callable[[str], None] | None = None, drafter: _Drafter | None = None,
     ) -> tuple[list[int], str, dict[str, Any], str, list[int]]:
         """One generation under the model's lock, counted in the model's stats."""
         rt = self._runtime
@@ -413,7 +427,7 @@ class LocalBackend:
             out_ids, finish, counters, text = self._generate(
                 prompt_ids, state, max_tokens=job.max_tokens, temperature=job.temperature, top_p=job.top_p,
                 rng=np.random.default_rng(job.seed), stops=job.stops, ignore_eos=job.ignore_eos,
-                no_repeat=no_repeat, on_text=on_text,
+                no_repeat=no_repeat, on_text=on_text, drafter=drafter,
             )
             counters["matcher_s"] = state_s
             stats = rt.stats
@@ -424,6 +438,8 @@ class LocalBackend:
             stats.decode_steps += counters["decode_steps"]
             stats.forced_tokens += counters["forced_tokens"]
             stats.masks_computed += counters["masks_computed"]
+            stats.drafted_tokens += counters["drafted_tokens"]
+            stats.accepted_tokens += counters["accepted_tokens"]
         return out_ids, finish, counters, text, prompt_ids
 
     def _raw(
@@ -454,6 +470,9 @@ class LocalBackend:
             "decode_steps": counters["decode_steps"],
             "forced_tokens": counters["forced_tokens"],
             "masks_computed": counters["masks_computed"],
+            # copy-from-input speculation (grounded strings): draft tokens scored / kept
+            "drafted_tokens": counters["drafted_tokens"],
+            "accepted_tokens": counters["accepted_tokens"],
             "cached_prompt_tokens": counters["cached_prompt_tokens"],
             "finish_reason": finish,
         }
@@ -528,7 +547,7 @@ class LocalBackend:
     def _generate(
         self, prompt_ids: list[int], state: GuideState | None, *, max_tokens: int, temperature: float,
         top_p: float, rng: np.random.Generator, stops: list[str], ignore_eos: bool = False,
-        no_repeat: int = 0, on_text: Callable[[str], None] | None = None,
+        no_repeat: int = 0, on_text: Callable[[str], None] | None = None, drafter: _Drafter | None = None,
     ) -> tuple[list[int], str, dict[str, Any], str]:
         rt = self._runtime
         loop = _Loop(rt, self._bitmask(), self.engine, eog=frozenset() if ignore_eos else rt.eog_token_ids,
@@ -541,9 +560,12 @@ class LocalBackend:
         loop.counters["prompt_s"] = t1 - t0
 
         fast_forward = self.fast_forward and state is not None
+        if state is None or temperature > 0.0:
+            drafter = None
         out = loop.out
         finish = "length"
         text: str | None = None
+        pending: int | None = None  # the model's choice already made while checking a draft
         while len(out) < max_tokens:
             if fast_forward:
                 assert state is not None
@@ -555,7 +577,8 @@ class LocalBackend:
                         break
                     logits = loop.step(forced)
                     continue
-            token = loop.choose(logits, state, temperature, top_p, rng)
+            token = loop.choose(logits, state, temperature, top_p, rng) if pending is None else pending
+            pending = None
             if token in loop.eog:
                 if state is not None and not state.is_accepting():
                     raise ConstraintError("End of generation chosen before the grammar was complete")
@@ -574,6 +597,13 @@ class LocalBackend:
                     break
             if len(out) >= max_tokens:
                 break
+            if drafter is not None:
+                assert state is not None
+                logits, pending, stop = loop.speculate(drafter, state, token, max_tokens, fast_forward)
+                if stop:
+                    finish = stop
+                    break
+                continue
             logits = loop.step([token])
 
         loop.counters["generate_s"] = time.perf_counter() - t1
@@ -634,7 +664,7 @@ class _Loop:
         self.seen: set[tuple[int, ...]] = set()
         self.out: list[int] = []
         self.counters: dict[str, Any] = {"decode_steps": 0, "forced_tokens": 0, "masks_computed": 0,
-                                         "banned_repeats": 0}
+                                         "banned_repeats": 0, "drafted_tokens": 0, "accepted_tokens": 0}
         self.model_s = 0.0  # time inside the model's forward passes; the rest is sampling + constraint
 
     def step(self, tokens: list[int]) -> np.ndarray:
@@ -643,6 +673,41 @@ class _Loop:
         self.model_s += time.perf_counter() - started
         self.counters["decode_steps"] += 1
         return result
+
+    def speculate(
+        self, drafter: _Drafter, state: GuideState, token: int, max_tokens: int, fast_forward: bool,
+    ) -> tuple[np.ndarray, int | None, str | None]:
+        """Feed ``token`` with a draft of what follows it and keep the draft's prefix that greedy
+        decoding would have produced: (logits after what was kept, the model's choice where the
+        draft went wrong or None, the finish reason if generation ends here)."""
+        proposal = drafter.propose(self.out, max_tokens - len(self.out))
+        n = state.valid_prefix(proposal) if proposal else 0
+        if n == 0:
+            return self.step([token]), None, None
+        proposal = proposal[:n]
+        started = time.perf_counter()
+        rows = self.rt.step_all([token, *proposal])
+        self.model_s += time.perf_counter() - started
+        self.counters["decode_steps"] += 1
+        self.counters["drafted_tokens"] += n
+        i, choice, stop = 0, None, None
+        while i < n and choice is None and stop is None:
+            forced = state.forced_tokens() if fast_forward else []
+            if forced:
+                if proposal[i: i + len(forced)] != forced:
+                    break  # the main loop fast-forwards them from here
+                stop = self.take_forced(state, forced)
+                i += len(forced)
+                continue
+            top = self.choose(rows[i], state, 0.0, 1.0, _NO_RNG)
+            if top != proposal[i]:
+                choice = top
+                break
+            stop = self.take(state, top)
+            i += 1
+        self.counters["accepted_tokens"] += i
+        self.rt.rewind(n - i)
+        return rows[i], choice, stop
 
     def _looping(self, tokens: list[int]) -> bool:
         return self.guard is not None and self.guard.feed(self.rt.detokenize(tokens))
@@ -711,6 +776,26 @@ class _Loop:
             masked[token] = -np.inf
             token = _sample(masked, temperature, top_p, rng)
         return token
+
+
+#: greedy choices never draw from it
+_NO_RNG = np.random.default_rng(0)
+
+
+class _Drafter:
+    """Drafts for one grounded request: the input text (see :func:`source_bytes`) and the
+    engine's tokenizer to turn its continuations into token ids."""
+
+    #: draft tokens scored in one batch at most
+    MAX_DRAFT = 10
+
+    def __init__(self, text: str, tokenizer: Any) -> None:
+        self.source = source_bytes(text)
+        self.tokenizer = tokenizer
+
+    def propose(self, out: list[int], room: int) -> list[int]:
+        tail: bytes = self.tokenizer.decode_bytes(out[-16:])
+        return draft(self.source, tail, self.tokenizer.tokenize_bytes, max_tokens=min(self.MAX_DRAFT, room))
 
 
 class _Stopped(Exception):

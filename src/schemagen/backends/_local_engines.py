@@ -47,6 +47,11 @@ class GuideState(Protocol):
         """How many of ``tokens``, in order, the grammar would accept (0 where unsupported)."""
         ...
 
+    def forced_bytes(self, after: list[int]) -> bytes:
+        """The bytes the grammar forces once ``after`` is consumed, whatever their tokenization
+        (``b""`` where unsupported); the state is left as it was."""
+        ...
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None: ...
 
     def consume(self, tokens: list[int]) -> None: ...
@@ -171,6 +176,14 @@ class _LLGState:
     def valid_prefix(self, tokens: list[int]) -> int:
         return int(self.m.validate_tokens(tokens))
 
+    def forced_bytes(self, after: list[int]) -> bytes:
+        taken = int(self.m.try_consume_tokens(after)) if after else 0
+        forced: bytes = self.m.compute_ff_bytes() if taken == len(after) else b""
+        if taken:
+            self.m.rollback(taken)
+        self._check()
+        return forced
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.size * bitmask.itemsize)
         self._check()
@@ -255,6 +268,9 @@ class _OCState:
 
     def valid_prefix(self, tokens: list[int]) -> int:
         return 0  # no drafts: speculation is llguidance-only
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        return b""
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.g.write_mask_into(bitmask.ctypes.data, bitmask.size, bitmask.itemsize)
@@ -343,6 +359,9 @@ class _XGRState:
 
     def valid_prefix(self, tokens: list[int]) -> int:
         return 0  # no drafts: speculation is llguidance-only
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        return b""
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.fill_next_token_bitmask(self._buf.view(1, -1))

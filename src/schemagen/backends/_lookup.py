@@ -64,17 +64,17 @@ def continuation(source: bytes, tail: bytes, *, min_match: int = MIN_MATCH) -> t
 def draft(
     source: bytes, tail: bytes, tokenize: Callable[[bytes], list[int]], *, max_tokens: int,
     min_match: int = MIN_MATCH,
-) -> list[int]:
+) -> tuple[list[int], bool]:
     """Up to ``max_tokens`` token ids the output may copy next from ``source``, after ``tail``
-    (the output's last bytes).
+    (the output's last bytes), and whether the value most likely ends after them.
 
     The continuation is tokenized on its own. Where it was cut inside a word, its last token is
     dropped: it may be a piece of a longer token.
     """
     if max_tokens <= 0:
-        return []
+        return [], False
     rest, whole = continuation(source, tail, min_match=min_match)
     ids = tokenize(rest) if rest else []
-    if not whole and len(ids) <= max_tokens:
+    if not whole:
         ids = ids[:-1]
-    return ids[:max_tokens]
+    return ids[:max_tokens], whole and len(ids) <= max_tokens

@@ -16,8 +16,9 @@ matcher directly, so that
 * the vocabulary view is built once per model and each grammar once per (schema, model); a
   warm request only copies a pristine matcher (microseconds);
 * tokens the grammar forces (``{"name":"`` ...) are fed as one batch (llguidance only);
-* inside grounded strings, the input text's continuation of what was written is drafted and
-  scored in one batch; the prefix the model itself would choose is kept (copy-from-input
+* in grounded extraction, the input text's continuation of what a grounded string has so far
+  is drafted, with the string's end and the structure the grammar then fixes (``","email":"``),
+  and scored in one batch; the prefix the model itself would choose is kept (copy-from-input
   speculation: the same tokens as without it, in fewer forward passes);
 * with greedy decoding the full token mask is only computed when the model's top token is
   not allowed;
@@ -575,6 +576,12 @@ class LocalBackend:
                     if stop or len(out) >= max_tokens:
                         finish = stop or finish
                         break
+                    if drafter is not None:
+                        logits, pending, stop = loop.speculate(drafter, state, forced, max_tokens, True)
+                        if stop:
+                            finish = stop
+                            break
+                        continue
                     logits = loop.step(forced)
                     continue
             token = loop.choose(logits, state, temperature, top_p, rng) if pending is None else pending
@@ -599,7 +606,7 @@ class LocalBackend:
                 break
             if drafter is not None:
                 assert state is not None
-                logits, pending, stop = loop.speculate(drafter, state, token, max_tokens, fast_forward)
+                logits, pending, stop = loop.speculate(drafter, state, [token], max_tokens, fast_forward)
                 if stop:
                     finish = stop
                     break
@@ -675,18 +682,17 @@ class _Loop:
         return result
 
     def speculate(
-        self, drafter: _Drafter, state: GuideState, token: int, max_tokens: int, fast_forward: bool,
+        self, drafter: _Drafter, state: GuideState, fed: list[int], max_tokens: int, fast_forward: bool,
     ) -> tuple[np.ndarray, int | None, str | None]:
-        """Feed ``token`` with a draft of what follows it and keep the draft's prefix that greedy
-        decoding would have produced: (logits after what was kept, the model's choice where the
-        draft went wrong or None, the finish reason if generation ends here)."""
-        proposal = drafter.propose(self.out, max_tokens - len(self.out))
-        n = state.valid_prefix(proposal) if proposal else 0
+        """Feed ``fed`` (taken already) with a draft of what follows and keep the draft's prefix
+        that greedy decoding would have produced: (logits after what was kept, the model's choice
+        where the draft went wrong or None, the finish reason if generation ends here)."""
+        proposal = drafter.propose(state, self.out, max_tokens - len(self.out))
+        n = len(proposal)
         if n == 0:
-            return self.step([token]), None, None
-        proposal = proposal[:n]
+            return self.step(fed), None, None
         started = time.perf_counter()
-        rows = self.rt.step_all([token, *proposal])
+        rows = self.rt.step_all([*fed, *proposal], first=len(fed) - 1)
         self.model_s += time.perf_counter() - started
         self.counters["decode_steps"] += 1
         self.counters["drafted_tokens"] += n
@@ -792,10 +798,28 @@ class _Drafter:
     def __init__(self, text: str, tokenizer: Any) -> None:
         self.source = source_bytes(text)
         self.tokenizer = tokenizer
+        (self.quote,) = tokenizer.tokenize_bytes(b'"')
 
-    def propose(self, out: list[int], room: int) -> list[int]:
+    def propose(self, state: GuideState, out: list[int], room: int) -> list[int]:
+        """The draft after ``out``: bytes the grammar fixes (``":"`` after a key) when there are
+        some, else the input's continuation of the string so far, closed with what the grammar
+        fixes after it where the value most likely ends. Only what the grammar accepts."""
+        room = min(self.MAX_DRAFT, room)
+        tokenize = self.tokenizer.tokenize_bytes
+        fixed = state.forced_bytes([])
+        if fixed:
+            ids: list[int] = tokenize(fixed)[:room]
+            return ids[: state.valid_prefix(ids)]
         tail: bytes = self.tokenizer.decode_bytes(out[-16:])
-        return draft(self.source, tail, self.tokenizer.tokenize_bytes, max_tokens=min(self.MAX_DRAFT, room))
+        ids, whole = draft(self.source, tail, tokenize, max_tokens=room)
+        n = state.valid_prefix(ids) if ids else 0
+        ids = ids[:n]
+        if n and whole and n < room:
+            after = state.forced_bytes([*ids, self.quote])
+            if after:
+                closed = ids + tokenize(b'"' + after)[: room - n]
+                return closed[: state.valid_prefix(closed)]
+        return ids
 
 
 class _Stopped(Exception):

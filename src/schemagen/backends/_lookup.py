@@ -21,7 +21,7 @@ WINDOW = 96
 #: where a copied value most likely ends: a line or column break, a bracket, a separator, or
 #: a sentence or label end. A draft stops there, since scoring tokens the model then rejects
 #: costs nearly as much as generating them.
-_END = re.compile(rb'[\n,;()\[\]{}<>|"]|[.:!?](?: |$)')
+_END = re.compile(rb'[\n,;()\[\]{}<>|"]|[.:!?](?=\s|\Z)')
 
 
 def source_bytes(text: str) -> bytes:

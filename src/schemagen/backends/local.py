@@ -793,7 +793,7 @@ class _Drafter:
     engine's tokenizer to turn its continuations into token ids."""
 
     #: draft tokens scored in one batch at most
-    MAX_DRAFT = 10
+    MAX_DRAFT = 16
 
     def __init__(self, text: str, tokenizer: Any) -> None:
         self.source = source_bytes(text)
@@ -801,20 +801,21 @@ class _Drafter:
         (self.quote,) = tokenizer.tokenize_bytes(b'"')
 
     def propose(self, state: GuideState, out: list[int], room: int) -> list[int]:
-        """The draft after ``out``: bytes the grammar fixes (``":"`` after a key) when there are
-        some, else the input's continuation of the string so far, closed with what the grammar
-        fixes after it where the value most likely ends. Only what the grammar accepts."""
+        """The draft after ``out``: the bytes the grammar fixes whatever their tokens (``":"``
+        after a key, the rest of a word only one span continues), then the input's continuation
+        of the string so far, closed with what the grammar fixes after it where the value most
+        likely ends. Only what the grammar accepts."""
         room = min(self.MAX_DRAFT, room)
         tokenize = self.tokenizer.tokenize_bytes
         fixed = state.forced_bytes([])
-        if fixed:
-            ids: list[int] = tokenize(fixed)[:room]
-            return ids[: state.valid_prefix(ids)]
-        tail: bytes = self.tokenizer.decode_bytes(out[-16:])
-        ids, whole = draft(self.source, tail, tokenize, max_tokens=room)
+        ids: list[int] = tokenize(fixed)[:room] if fixed else []
+        tail: bytes = self.tokenizer.decode_bytes(out[-16:]) + fixed
+        copied, whole = draft(self.source, tail, tokenize, max_tokens=room - len(ids))
+        ids += copied
         n = state.valid_prefix(ids) if ids else 0
-        ids = ids[:n]
-        if n and whole and n < room:
+        if n < len(ids):
+            return ids[:n]
+        if whole and n and n < room:
             after = state.forced_bytes([*ids, self.quote])
             if after:
                 closed = ids + tokenize(b'"' + after)[: room - n]

@@ -267,17 +267,17 @@ def print_grounded(b: Bench) -> None:
     runs = {name: b.samples[f"_g/{name}"] for name in names}
     base = runs["unconstrained, same JSON"]
     print(f"\ngrounded extraction, {spec.usage.completion_tokens} tokens, generation time "
-          f"(best of {b.runs} interleaved runs; median in parentheses; ratio of each run's pair)")
+          f"(best of {b.runs} interleaved runs; median in parentheses); ratio: the median over runs of "
+          f"each run's ratio (neighbours in time share the machine's load), best/best in parentheses")
     ratios: dict[str, float] = {}
     for name, values in runs.items():
-        per_run = [v / u for v, u in zip(values, base, strict=True)]
-        ratios[name] = best(values) / best(base)
+        ratios[name] = med([v / u for v, u in zip(values, base, strict=True)])
         print(f"  {name:26s} {best(values):8.0f} ms ({med(values):6.0f})  {ratios[name]:5.2f}x unconstrained"
-              f"  (per-run median {med(per_run):.2f}x)")
+              f" ({best(values) / best(base):.2f}x)")
     with_spec, without = runs["grounded, speculation"], runs["grounded, no speculation"]
     spec_vs_plain = [s / p for s, p in zip(with_spec, without, strict=True)]
-    print(f"  speculation vs none: {best(with_spec) / best(without):.2f}x the time (per-run median "
-          f"{med(spec_vs_plain):.2f}x); forward passes {spec.raw['decode_steps']} vs "
+    print(f"  speculation vs none: {med(spec_vs_plain):.2f}x the time "
+          f"({best(with_spec) / best(without):.2f}x); forward passes {spec.raw['decode_steps']} vs "
           f"{plain.raw['decode_steps']}; draft tokens kept {spec.raw['accepted_tokens']} of "
           f"{spec.raw['drafted_tokens']}; same output: {spec.text == plain.text}")
     target = ratios["grounded, speculation"]

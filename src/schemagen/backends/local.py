@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator
@@ -366,7 +367,7 @@ class LocalBackend:
         grammar, cache_hit, compile_s, grounded = self._grammar_for(request)
         drafter = None
         if grounded and self.speculate and job.temperature <= 0.0 and self._runtime.can_draft:
-            drafter = _Drafter(request.source_text or "", self._engine().tokenizer)
+            drafter = _Drafter(request.source_text or "", self._engine().tokenizer, spaced=not self.compact)
         notes: list[str] = []
         out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text,
                                                                 drafter=drafter)
@@ -795,30 +796,51 @@ class _Drafter:
     #: draft tokens scored in one batch at most
     MAX_DRAFT = 16
 
-    def __init__(self, text: str, tokenizer: Any) -> None:
+    def __init__(self, text: str, tokenizer: Any, *, spaced: bool) -> None:
         self.source = source_bytes(text)
         self.tokenizer = tokenizer
+        self.spaced = spaced
         (self.quote,) = tokenizer.tokenize_bytes(b'"')
+        (self.space,) = tokenizer.tokenize_bytes(b" ")
+
+    def _pieces(self, data: bytes) -> list[int]:
+        # Structure is tokenized word by word, as models write it: '", "vendor": "' is
+        # '",' ' "' 'vendor' '":' ' "', where the text as a whole would be ' "' 'v' 'endor' ...
+        tokenize = self.tokenizer.tokenize_bytes
+        return [t for piece in re.findall(rb"\w+|\W+", data) for t in tokenize(piece)]
+
+    def _fixed(self, state: GuideState, ids: list[int], written: bytes) -> bytes:
+        """The bytes the grammar fixes after ``ids``, whatever their tokens; in spaced JSON also
+        across the optional space after a ``:`` or ``,`` (the model writes it)."""
+        fixed = state.forced_bytes(ids)
+        for _ in range(2):
+            if not self.spaced or not (written + fixed).endswith((b":", b",")):
+                break
+            probe = [*ids, *self._pieces(fixed), self.space]
+            if state.valid_prefix(probe) < len(probe):
+                break
+            fixed += b" " + state.forced_bytes(probe)
+        return fixed
 
     def propose(self, state: GuideState, out: list[int], room: int) -> list[int]:
-        """The draft after ``out``: the bytes the grammar fixes whatever their tokens (``":"``
-        after a key, the rest of a word only one span continues), then the input's continuation
-        of the string so far, closed with what the grammar fixes after it where the value most
-        likely ends. Only what the grammar accepts."""
+        """The draft after ``out``: the bytes the grammar fixes (``":"`` after a key, the rest
+        of a word only one span continues), then the input's continuation of the string so far,
+        closed with what the grammar fixes after it where the value most likely ends. Only what
+        the grammar accepts."""
         room = min(self.MAX_DRAFT, room)
-        tokenize = self.tokenizer.tokenize_bytes
-        fixed = state.forced_bytes([])
-        ids: list[int] = tokenize(fixed)[:room] if fixed else []
-        tail: bytes = self.tokenizer.decode_bytes(out[-16:]) + fixed
-        copied, whole = draft(self.source, tail, tokenize, max_tokens=room - len(ids))
+        written: bytes = self.tokenizer.decode_bytes(out[-16:])
+        fixed = self._fixed(state, [], written)
+        ids = self._pieces(fixed)[:room]
+        copied, whole = draft(self.source, written + fixed, self.tokenizer.tokenize_bytes,
+                              max_tokens=room - len(ids))
         ids += copied
         n = state.valid_prefix(ids) if ids else 0
         if n < len(ids):
             return ids[:n]
         if whole and n and n < room:
-            after = state.forced_bytes([*ids, self.quote])
+            after = self._fixed(state, [*ids, self.quote], b'"')
             if after:
-                closed = ids + tokenize(b'"' + after)[: room - n]
+                closed = ids + self._pieces(b'"' + after)[: room - n]
                 return closed[: state.valid_prefix(closed)]
         return ids
 

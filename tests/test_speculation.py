@@ -61,17 +61,21 @@ def test_draft_tokens_and_cut_words() -> None:
 
 
 @pytest.fixture(scope="module")
-def backends() -> tuple[Any, Any]:
+def backends() -> dict[tuple[bool, bool], Any]:
+    """(compact, speculate) -> backend; all share the one loaded model."""
     require_local()
     from schemagen.backends.local import LocalBackend
 
-    return LocalBackend(compact=True), LocalBackend(compact=True, speculate=False)
+    return {(c, s): LocalBackend(compact=c, speculate=s) for c in (True, False) for s in (True, False)}
 
 
 @pytest.mark.local
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
 @pytest.mark.parametrize("text", TEXTS[:2])
-def test_speculation_changes_nothing_but_the_forward_passes(backends: tuple[Any, Any], text: str) -> None:
-    on, off = backends
+def test_speculation_changes_nothing_but_the_forward_passes(
+    backends: dict[tuple[bool, bool], Any], text: str, compact: bool
+) -> None:
+    on, off = backends[compact, True], backends[compact, False]
     schema = mark(Person.model_json_schema(), all_strings(Person.model_json_schema()))
     req = Request("completions", {"prompt": render(on, text), "max_tokens": 40}, constraint=schema,
                   source_text=text)

@@ -52,6 +52,11 @@ class GuideState(Protocol):
         (``b""`` where unsupported); the state is left as it was."""
         ...
 
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        """For each of ``tokens``, whether the grammar forces it there (as a run of
+        :meth:`forced_tokens` that ``tokens`` follows); the state is left as it was."""
+        ...
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None: ...
 
     def consume(self, tokens: list[int]) -> None: ...
@@ -176,6 +181,23 @@ class _LLGState:
     def valid_prefix(self, tokens: list[int]) -> int:
         return int(self.m.validate_tokens(tokens))
 
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        marks: list[bool] = []
+        taken = 0
+        while taken < len(tokens):
+            run: list[int] = self.m.compute_ff_tokens()
+            forced = bool(run) and tokens[taken: taken + len(run)] == run
+            step = run if forced else tokens[taken: taken + 1]
+            if int(self.m.try_consume_tokens(step)) != len(step):
+                self.m.rollback(taken)  # (a partial consume is rolled back by llguidance itself)
+                raise ConstraintError(f"llguidance rejected draft tokens {step}: {self.m.get_error()}")
+            marks += [forced] * len(step)
+            taken += len(step)
+        if taken:
+            self.m.rollback(taken)
+        self._check()
+        return marks
+
     def forced_bytes(self, after: list[int]) -> bytes:
         taken = int(self.m.try_consume_tokens(after)) if after else 0
         forced: bytes = self.m.compute_ff_bytes() if taken == len(after) else b""
@@ -272,6 +294,9 @@ class _OCState:
     def forced_bytes(self, after: list[int]) -> bytes:
         return b""
 
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        return [False] * len(tokens)
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.g.write_mask_into(bitmask.ctypes.data, bitmask.size, bitmask.itemsize)
 
@@ -362,6 +387,9 @@ class _XGRState:
 
     def forced_bytes(self, after: list[int]) -> bytes:
         return b""
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        return [False] * len(tokens)
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.fill_next_token_bitmask(self._buf.view(1, -1))

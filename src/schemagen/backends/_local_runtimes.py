@@ -137,8 +137,9 @@ class Runtime:
     #: whether :meth:`step_all` and :meth:`rewind` work (speculative drafts need them)
     can_draft = False
 
-    def step_all(self, tokens: list[int], first: int = 0) -> np.ndarray:
-        """Feed ``tokens`` as one batch; the logits after each of ``tokens[first:]``, a row each."""
+    def step_all(self, tokens: list[int], rows: list[int]) -> np.ndarray:
+        """Feed ``tokens`` as one batch; the logits after ``tokens[i]`` for each ``i`` in ``rows``
+        (ascending), a row each."""
         raise NotImplementedError
 
     def rewind(self, n: int) -> None:
@@ -243,20 +244,21 @@ class LlamaCppRuntime(Runtime):
 
     can_draft = True
 
-    def step_all(self, tokens: list[int], first: int = 0) -> np.ndarray:
+    def step_all(self, tokens: list[int], rows: list[int]) -> np.ndarray:
         # Llama.eval asks for the last row only (logits_all=False: no logits buffer for the whole
         # context); this one batch asks for the rows wanted, with the same bookkeeping as eval().
         llm, n, n_past = self.llm, len(tokens), self.llm.n_tokens
         llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
         llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
-        for i in range(first, n):
+        llm._batch.batch.logits[n - 1] = False
+        for i in rows:
             llm._batch.batch.logits[i] = True
         llm._ctx.decode(llm._batch)
         llm.input_ids[n_past: n_past + n] = tokens
         llm.n_tokens += n
         ptr = self._lc.llama_get_logits(llm.ctx)
         floats = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
-        return np.ctypeslib.as_array(floats, shape=(n - first, self.vocab_size)).copy()
+        return np.ctypeslib.as_array(floats, shape=(len(rows), self.vocab_size)).copy()
 
     def rewind(self, n: int) -> None:
         if n > 0:

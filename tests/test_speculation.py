@@ -45,6 +45,17 @@ def test_ambiguous_match_drafts_only_what_every_occurrence_shares() -> None:
     assert continuation(src, b"and Acme") == (b" Toys Ltd", True)
 
 
+def test_a_string_starts_at_a_word() -> None:
+    src = source_bytes("+34 612 345 678, 12 Calle Mayor, Madrid")
+    # '"12' opens a string: a grounded value starts a word, so '612' is no place for it
+    assert continuation(src, b'"street":"12') == (b" Calle Mayor", True)
+    # inside a string '12' may be the end of '612' as well: the places share only ' '
+    assert continuation(src, b"x12") == (b" ", False)
+    assert continuation(src, b" 612") == (b" 345 678", True)
+    # one byte is enough where it occurs once
+    assert continuation(src, b'"phone":"+') == (b"34 612 345 678", True)
+
+
 def test_draft_tokens_and_cut_words() -> None:
     ids, whole = draft(SOURCE, b'"maria', by_word, max_tokens=16)
     assert ids == by_word(b".garcia@example.com") and whole

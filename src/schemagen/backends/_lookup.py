@@ -10,12 +10,12 @@ output is the same as without drafting. Pure: no model, no grammar.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 #: bytes of output tail matched against the source (longest suffix first)
 TAIL = 32
-#: a match shorter than this drafts nothing (one or two bytes match almost anywhere)
-MIN_MATCH = 2
+#: the shortest suffix matched (a short one that occurs often shares no continuation: no draft)
+MIN_MATCH = 1
 #: bytes of source continuation tokenized into a draft
 WINDOW = 96
 #: where a copied value most likely ends: a line or column break, a bracket, a separator, or
@@ -31,31 +31,43 @@ def source_bytes(text: str) -> bytes:
     return re.sub(r"\s+", lambda m: " " if m.group() in (" ", "\t") else "\n", text).encode("utf-8")
 
 
+def _places(source: bytes, needle: bytes, word_start: bool) -> Iterator[int]:
+    """Where ``needle`` occurs in ``source``; with ``word_start``, only where it starts a word
+    (a grounded value is a span of whole words)."""
+    at = source.find(needle)
+    while at >= 0:
+        if not word_start or at == 0 or not (source[at - 1: at].isalnum() and needle[:1].isalnum()):
+            yield at
+        at = source.find(needle, at + 1)
+
+
 def continuation(source: bytes, tail: bytes, *, min_match: int = MIN_MATCH) -> tuple[bytes, bool]:
     """The bytes that follow the longest suffix of ``tail`` found in ``source``, and whether they
     end at a whole word (a likely value end or the source's end, not a cut).
 
     Where that suffix occurs more than once, only the continuation all occurrences share is
     returned: the written bytes then pick no single place, and a draft beyond the shared part
-    would be a guess. The continuation stops where a value most likely ends (see ``_END``).
+    would be a guess. A suffix that starts a string (right after a ``"``) only counts where it
+    starts a word. The continuation stops where a value most likely ends (see ``_END``).
     """
     tail = tail[-TAIL:]
     for size in range(len(tail), min_match - 1, -1):
         needle = tail[-size:]
-        start = source.find(needle)
-        if start < 0:
+        places = _places(source, needle, tail[-size - 1: -size] == b'"')
+        first = next(places, None)
+        if first is None:
             continue
-        shared = source[start + size: start + size + WINDOW]
-        whole = start + size + WINDOW >= len(source)
-        nxt = source.find(needle, start + 1)
-        while nxt >= 0 and shared:
-            other = source[nxt + size: nxt + size + len(shared)]
+        shared = source[first + size: first + size + WINDOW]
+        whole = first + size + WINDOW >= len(source)
+        for at in places:
+            if not shared:
+                break
+            other = source[at + size: at + size + len(shared)]
             n = 0
             while n < len(other) and other[n] == shared[n]:
                 n += 1
             if n < len(shared):
                 shared, whole = shared[:n], False
-            nxt = source.find(needle, nxt + 1)
         end = _END.search(shared)
         return (shared[: end.start()].rstrip(b" "), True) if end else (shared, whole)
     return b"", False

@@ -801,7 +801,7 @@ class _Drafter:
     engine's tokenizer to turn its continuations into token ids."""
 
     #: draft tokens scored in one batch at most
-    MAX_DRAFT = 16
+    MAX_DRAFT = 24
 
     def __init__(self, text: str, tokenizer: Any, *, spaced: bool) -> None:
         self.source = source_bytes(text)
@@ -844,7 +844,7 @@ class _Drafter:
         n = state.valid_prefix(ids) if ids else 0
         if n < len(ids):
             return ids[:n]
-        if whole and n and n < room:
+        if whole and n < room:  # the copy ends a value (maybe right here): close the string
             after = self._fixed(state, [*ids, self.quote], b'"')
             if after:
                 closed = ids + self._pieces(b'"' + after)[: room - n]

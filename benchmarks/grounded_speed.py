@@ -6,8 +6,8 @@ On the quick-start invoice (examples/invoice.py, its Quote fields and worked exa
 local backend's generation time (``raw["generate_ms"]``, prompt evaluation excluded) for
 
 * grounded + constrained (the substring grammar; forced tokens fast-forwarded; copy-from-input
-  speculation, the default),
-* the same without speculation (``speculate=False``),
+  speculation, ``speculate=True``),
+* the same without speculation (the default),
 * plain constrained (the same schema, no grounding),
 * unconstrained decoding of the same number of tokens (``ignore_eos``, no grammar),
 
@@ -40,7 +40,7 @@ def main() -> None:
     example: Any = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(example)
     text = (ROOT / "examples" / "invoice.txt").read_text()
-    backend = LocalBackend()
+    backend = LocalBackend(speculate=True)
     nospec = LocalBackend(speculate=False)
     run = schemagen.Client(backend=backend, examples=example.EXAMPLES).start(example.Invoice, text)
     prompt = run.next_request().body["prompt"]

@@ -214,7 +214,10 @@ class LocalBackend:
     :param fast_forward: feed grammar-forced tokens as one batch (llguidance).
     :param speculate: in grounded extraction (llguidance, llama.cpp, greedy), draft the input
         text's continuation of a grounded string and score it in one batch, keeping what the
-        model itself would choose: the same output in fewer forward passes. ``False`` turns it off.
+        model itself would choose: fewer forward passes. Off by default: on a CPU a batch costs
+        nearly as much per token as single steps, so rejected drafts can make it slower, and a
+        batch's logits differ from one token's in the last digits, which can flip a near tie
+        (docs/local.md).
     :param compact: ``True``: JSON with no whitespace between tokens (fewest tokens, and
         forced stretches such as ``","email":"`` can be fast-forwarded). ``False`` (default)
         allows one optional space (Outlines' default): SmolLM2-135M writes ``": "`` the way it
@@ -244,7 +247,7 @@ class LocalBackend:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         fast_forward: bool = True,
-        speculate: bool = True,
+        speculate: bool = False,
         close_objects: bool = True,
         compact: bool = False,
         repetition_guard: bool = True,
@@ -703,7 +706,7 @@ class _Loop:
         rows = {pos - base: logits[r] for r, pos in enumerate(wanted)}
         self.counters["decode_steps"] += 1
         self.counters["drafted_tokens"] += n
-        i, choice, stop = 0, None, None
+        i, choice, stop, unsure = 0, None, None, False
         while i < n and choice is None and stop is None:
             forced = state.forced_tokens() if fast_forward else []
             if forced:
@@ -713,12 +716,23 @@ class _Loop:
                 i += len(forced)
                 continue
             top = self.choose(rows[i], state, 0.0, 1.0, _NO_RNG)
+            if _close(rows[i], top):
+                unsure = True
+                break
             if top != proposal[i]:
                 choice = top
                 break
             stop = self.take(state, top)
             i += 1
+        if i == n and stop is None and not (fast_forward and state.forced_tokens()):
+            unsure = _close(rows[n], int(np.argmax(rows[n])))
         self.counters["accepted_tokens"] += i
+        drafter.learn(n, i)
+        if unsure:
+            # A near tie: a batch's logits differ from one token's in the last digits, enough to
+            # flip it. Score the last kept token alone, as decoding without drafts would.
+            self.rt.rewind(n - i + 1)
+            return self.step([proposal[i - 1] if i else fed[-1]]), None, None
         self.rt.rewind(n - i)
         # A row is missing only before a forced token where generation stops: nothing reads it.
         return rows.get(i, logits[-1]), choice, stop
@@ -794,6 +808,16 @@ class _Loop:
 
 #: greedy choices never draw from it
 _NO_RNG = np.random.default_rng(0)
+#: a draft's choice closer than this (in logits) to the runner-up is checked by a single-token pass
+NEAR_TIE = 0.5
+
+
+def _close(logits: np.ndarray, token: int) -> bool:
+    """Whether ``token`` beats every other token by less than :data:`NEAR_TIE` (or doesn't)."""
+    top2 = np.partition(logits, -2)[-2:]
+    best, second = float(top2[1]), float(top2[0])
+    value = float(logits[token])
+    return value < best or value - second < NEAR_TIE
 
 
 class _Drafter:
@@ -802,6 +826,9 @@ class _Drafter:
 
     #: draft tokens scored in one batch at most
     MAX_DRAFT = 24
+    #: copied tokens drafted at first; doubled after a draft kept whole, halved after a miss.
+    #: On a CPU a rejected draft token costs most of a forward pass, so drafts grow with trust.
+    FIRST_COPY = 4
 
     def __init__(self, text: str, tokenizer: Any, *, spaced: bool) -> None:
         self.source = source_bytes(text)
@@ -809,6 +836,14 @@ class _Drafter:
         self.spaced = spaced
         (self.quote,) = tokenizer.tokenize_bytes(b'"')
         (self.space,) = tokenizer.tokenize_bytes(b" ")
+        self.budget = self.FIRST_COPY
+
+    def learn(self, drafted: int, kept: int) -> None:
+        """Adapt the copy budget to how much of the last draft the model kept."""
+        if kept == drafted:
+            self.budget = min(self.budget * 2, self.MAX_DRAFT)
+        else:
+            self.budget = max(self.budget // 2, 1)
 
     def _pieces(self, data: bytes) -> list[int]:
         # Structure is tokenized word by word, as models write it: '", "vendor": "' is
@@ -839,7 +874,7 @@ class _Drafter:
         fixed = self._fixed(state, [], written)
         ids = self._pieces(fixed)[:room]
         copied, whole = draft(self.source, written + fixed, self.tokenizer.tokenize_bytes,
-                              max_tokens=room - len(ids))
+                              max_tokens=min(room - len(ids), self.budget))
         ids += copied
         n = state.valid_prefix(ids) if ids else 0
         if n < len(ids):

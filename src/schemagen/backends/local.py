@@ -706,7 +706,7 @@ class _Loop:
         rows = {pos - base: logits[r] for r, pos in enumerate(wanted)}
         self.counters["decode_steps"] += 1
         self.counters["drafted_tokens"] += n
-        i, choice, stop, unsure = 0, None, None, False
+        i, choice, stop = 0, None, None
         while i < n and choice is None and stop is None:
             forced = state.forced_tokens() if fast_forward else []
             if forced:
@@ -716,23 +716,13 @@ class _Loop:
                 i += len(forced)
                 continue
             top = self.choose(rows[i], state, 0.0, 1.0, _NO_RNG)
-            if _close(rows[i], top):
-                unsure = True
-                break
             if top != proposal[i]:
                 choice = top
                 break
             stop = self.take(state, top)
             i += 1
-        if i == n and stop is None and not (fast_forward and state.forced_tokens()):
-            unsure = _close(rows[n], int(np.argmax(rows[n])))
         self.counters["accepted_tokens"] += i
         drafter.learn(n, i)
-        if unsure:
-            # A near tie: a batch's logits differ from one token's in the last digits, enough to
-            # flip it. Score the last kept token alone, as decoding without drafts would.
-            self.rt.rewind(n - i + 1)
-            return self.step([proposal[i - 1] if i else fed[-1]]), None, None
         self.rt.rewind(n - i)
         # A row is missing only before a forced token where generation stops: nothing reads it.
         return rows.get(i, logits[-1]), choice, stop
@@ -808,16 +798,6 @@ class _Loop:
 
 #: greedy choices never draw from it
 _NO_RNG = np.random.default_rng(0)
-#: a draft's choice closer than this (in logits) to the runner-up is checked by a single-token pass
-NEAR_TIE = 0.5
-
-
-def _close(logits: np.ndarray, token: int) -> bool:
-    """Whether ``token`` beats every other token by less than :data:`NEAR_TIE` (or doesn't)."""
-    top2 = np.partition(logits, -2)[-2:]
-    best, second = float(top2[1]), float(top2[0])
-    value = float(logits[token])
-    return value < best or value - second < NEAR_TIE
 
 
 class _Drafter:

@@ -16,10 +16,10 @@ matcher directly, so that
 * the vocabulary view is built once per model and each grammar once per (schema, model); a
   warm request only copies a pristine matcher (microseconds);
 * tokens the grammar forces (``{"name":"`` ...) are fed as one batch (llguidance only);
-* in grounded extraction, the input text's continuation of what a grounded string has so far
-  is drafted, with the string's end and the structure the grammar then fixes (``","email":"``),
-  and scored in one batch; the prefix the model itself would choose is kept (copy-from-input
-  speculation: the same tokens as without it, in fewer forward passes);
+* with ``speculate=True``, grounded extraction drafts the input text's continuation of a
+  grounded string, its end and the structure the grammar then fixes (``","email":"``), and
+  scores it in one batch; the prefix the model itself would choose is kept (copy-from-input
+  speculation: fewer forward passes; the same tokens up to batched-logit near ties);
 * with greedy decoding the full token mask is only computed when the model's top token is
   not allowed;
 * the constraint is checked, not trusted: a matcher error raises :class:`ConstraintError`.

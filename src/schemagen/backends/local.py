@@ -693,7 +693,7 @@ class _Loop:
         where the draft went wrong or None, the finish reason if generation ends here)."""
         proposal = drafter.propose(state, self.out, max_tokens - len(self.out))
         n = len(proposal)
-        if n == 0:
+        if n == 0 or len(fed) + n > _MAX_BATCH:
             return self.step(fed), None, None
         # Logits only where the model chooses: not before a token the grammar forces (the
         # lm_head is a fifth of this model's work per row).
@@ -798,6 +798,8 @@ class _Loop:
 
 #: greedy choices never draw from it
 _NO_RNG = np.random.default_rng(0)
+#: a draft goes into one llama.cpp batch (llama-cpp-python's default n_batch is 512)
+_MAX_BATCH = 256
 
 
 class _Drafter:

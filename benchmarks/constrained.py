@@ -1,7 +1,7 @@
 """Constrained vs unconstrained local generation on SmolLM2-135M-Instruct, and vs Outlines.
 
     PYTHONPATH=src python benchmarks/constrained.py [--runs 3] [--no-transformers]
-        [--plot docs/local_per_token.png] [--json results.json]
+        [--plot docs/local_per_token.png] [--json results.json] [--grounded-only]
 
 For each runtime (llama.cpp on the embedded GGUF; transformers on CPU with the same weights
 converted once into ~/.cache/schemagen) it prints, from one run:
@@ -14,8 +14,11 @@ converted once into ~/.cache/schemagen) it prints, from one run:
   JSON costs) and against free-running unconstrained generation of as many tokens;
 * the same extraction through Outlines (default backend, and llguidance), and the number of
   tokens each produces for the same object;
+* grounded extraction (every string a span of the text, the substring grammar) with
+  copy-from-input speculation, and without it, against unconstrained decoding of the same
+  JSON (teacher-forced, one forward pass per token), on llama.cpp;
 * ratios against the targets: warm compile <= 1 ms, per-token overhead <= 5 %, tokens per
-  extraction <= 0.8x Outlines' default.
+  extraction <= 0.8x Outlines' default, grounded extraction <= 0.6x unconstrained.
 
 Timings are medians over --runs interleaved repetitions (the machine may be shared).
 Outlines' own per-token time is (T(n tokens) - T(1 token)) / (n - 1), which removes its prompt
@@ -36,6 +39,7 @@ from pydantic import BaseModel
 
 from schemagen.backends.local import LocalBackend
 from schemagen.exchange import Request
+from schemagen.grounding import all_strings, mark
 
 
 class Address(BaseModel):
@@ -65,6 +69,7 @@ SYSTEM = (
     '"address":{"street":"1 Main St","city":"Boston","country":"USA"}}'
 )
 SCHEMA = Contact.model_json_schema()
+GROUNDED = mark(SCHEMA, all_strings(SCHEMA))  # every string must be a span of TEXT
 MAX_TOKENS = 160
 
 
@@ -134,6 +139,18 @@ def teacher_forced_s(backend: LocalBackend, prompt: str, tokens: list[int]) -> f
             int(np.argmax(logits))
             logits = rt.step([token])
         return time.perf_counter() - started
+
+
+def one_pass_s(backend: LocalBackend, prompt: str, tokens: list[int]) -> float:
+    """Seconds to feed ``tokens`` after the prompt as one batch with logits after each."""
+    rt = backend._runtime
+    with rt.lock:
+        rt.start(rt.tokenize(prompt))
+        started = time.perf_counter()
+        rt.step_all(tokens, list(range(len(tokens))))
+        elapsed = time.perf_counter() - started
+        rt.rewind(len(tokens))
+        return elapsed
 
 
 def outlines_model_for(backend: LocalBackend) -> Any:
@@ -234,6 +251,63 @@ class Bench:
         self.add(f"_loop/{label}", c.raw["loop_overhead_ms"] / n)
         self.add(f"_model/{label}", c.raw["model_ms"] / max(c.raw["decode_steps"], 1))
         return c
+
+
+def measure_grounded(b: Bench) -> None:
+    """Grounded extraction with and without speculation vs unconstrained decoding of the same
+    JSON, interleaved. Totals (generation only, prompt excluded), not per token: speculation
+    changes the number of forward passes, not of tokens."""
+    spec_backend = LocalBackend(runtime=b.runtime, device="cpu", n_threads=b.res["threads"], compact=True,
+                                speculate=True)
+    nospec = LocalBackend(runtime=b.runtime, device="cpu", n_threads=b.res["threads"], compact=True,
+                          speculate=False)
+    rt = b.ours._runtime
+    req = Request("completions", {"prompt": b.prompt, "max_tokens": MAX_TOKENS}, constraint=GROUNDED,
+                  source_text=TEXT)
+    spec_backend.complete(req)  # warm: the grounded grammar's lexer, the drafter's tokenizer
+    for _ in range(b.runs):
+        spec = spec_backend.complete(req)
+        plain = nospec.complete(req)
+        tokens = rt.tokenize(spec.text, prompt=False)
+        b.add("_g/unconstrained, same JSON", teacher_forced_s(b.ours, b.prompt, tokens) * 1000)
+        b.add("_g/grounded, speculation", spec.raw["generate_ms"])
+        b.add("_g/grounded, no speculation", plain.raw["generate_ms"])
+        b.add("_g/one pass, logits at every token", one_pass_s(b.ours, b.prompt, tokens) * 1000)
+        b.keep["grounded"] = (spec, plain)
+
+
+def print_grounded(b: Bench) -> None:
+    spec, plain = b.keep["grounded"]
+    names = ("unconstrained, same JSON", "grounded, speculation", "grounded, no speculation",
+             "one pass, logits at every token")
+    runs = {name: b.samples[f"_g/{name}"] for name in names}
+    base = runs["unconstrained, same JSON"]
+    print(f"\ngrounded extraction, {spec.usage.completion_tokens} tokens, generation time "
+          f"(best of {b.runs} interleaved runs; median in parentheses); ratio: the median over runs of "
+          f"each run's ratio (neighbours in time share the machine's load), best/best in parentheses")
+    ratios: dict[str, float] = {}
+    for name, values in runs.items():
+        ratios[name] = med([v / u for v, u in zip(values, base, strict=True)])
+        print(f"  {name:31s} {best(values):8.0f} ms ({med(values):6.0f})  {ratios[name]:5.2f}x unconstrained"
+              f" ({best(values) / best(base):.2f}x)")
+    with_spec, without = runs["grounded, speculation"], runs["grounded, no speculation"]
+    spec_vs_plain = [s / p for s, p in zip(with_spec, without, strict=True)]
+    print(f"  speculation vs none: {med(spec_vs_plain):.2f}x the time "
+          f"({best(with_spec) / best(without):.2f}x); forward passes {spec.raw['decode_steps']} vs "
+          f"{plain.raw['decode_steps']}; draft tokens kept {spec.raw['accepted_tokens']} of "
+          f"{spec.raw['drafted_tokens']}; same output: {spec.text == plain.text}")
+    target = ratios["grounded, speculation"]
+    print(f"  grounded with speculation vs unconstrained generation of the same JSON: {target:.2f}x"
+          f"  target <= 0.6x: {'OK' if target <= 0.6 else 'MISSED'}")
+    print("  (one pass: the whole JSON fed as one batch with logits at every token, what checking a "
+          "perfect draft costs: the floor for any drafting on this machine)")
+    print(f"  output: {spec.text}")
+    b.res["grounded"] = {
+        "ratios_vs_unconstrained_same_json": ratios, "speculation_vs_none": med(spec_vs_plain),
+        "tokens": spec.usage.completion_tokens, "decode_steps": spec.raw["decode_steps"],
+        "decode_steps_no_speculation": plain.raw["decode_steps"], "drafted": spec.raw["drafted_tokens"],
+        "accepted": spec.raw["accepted_tokens"], "same_output": spec.text == plain.text,
+    }
 
 
 def load(runtime: str, runs: int, threads: int | None) -> Bench:
@@ -400,9 +474,16 @@ def print_tokens(b: Bench) -> None:
     )
 
 
-def bench_runtime(runtime: str, runs: int, threads: int | None) -> dict[str, Any]:
+def bench_runtime(
+    runtime: str, runs: int, threads: int | None, grounded_only: bool = False
+) -> dict[str, Any]:
     print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
     b = load(runtime, runs, threads)
+    if runtime == "llama.cpp":  # speculation needs llama.cpp's per-position logits
+        measure_grounded(b)
+        print_grounded(b)
+    if grounded_only:
+        return b.res
     measure_compile(b)
     warm_up(b)
     measure_per_token(b)
@@ -459,13 +540,15 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="write a PNG of per-token time by engine")
     parser.add_argument("--json", default=None, help="write the figures as JSON")
     parser.add_argument("--replot", default=None, help="only redraw --plot from a --json file")
+    parser.add_argument("--grounded-only", action="store_true",
+                        help="only the grounded extraction figures (llama.cpp), a short run")
     args = parser.parse_args()
     if args.replot:
         with open(args.replot) as fh:
             plot(json.load(fh), args.plot or "local_per_token.png")
         return
-    results = [bench_runtime("llama.cpp", args.runs, args.threads)]
-    if not args.no_transformers:
+    results = [bench_runtime("llama.cpp", args.runs, args.threads, args.grounded_only)]
+    if not args.no_transformers and not args.grounded_only:
         results.append(bench_runtime("transformers", args.runs_transformers, args.threads))
     if args.plot:
         plot(results, args.plot)

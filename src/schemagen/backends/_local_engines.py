@@ -45,6 +45,20 @@ class GuideState(Protocol):
 
     def accepts(self, token: int) -> bool: ...
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        """How many of ``tokens``, in order, the grammar would accept (0 where unsupported)."""
+        ...
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        """The bytes the grammar forces once ``after`` is consumed, whatever their tokenization
+        (``b""`` where unsupported); the state is left as it was."""
+        ...
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        """For each of ``tokens``, whether the grammar forces it there (as a run of
+        :meth:`forced_tokens` that ``tokens`` follows); the state is left as it was."""
+        ...
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None: ...
 
     def consume(self, tokens: list[int]) -> None: ...
@@ -166,6 +180,34 @@ class _LLGState:
     def accepts(self, token: int) -> bool:
         return bool(self.m.validate_tokens([token]) == 1)
 
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return int(self.m.validate_tokens(tokens))
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        marks: list[bool] = []
+        taken = 0
+        while taken < len(tokens):
+            run: list[int] = self.m.compute_ff_tokens()
+            forced = bool(run) and tokens[taken: taken + len(run)] == run
+            step = run if forced else tokens[taken: taken + 1]
+            if int(self.m.try_consume_tokens(step)) != len(step):
+                self.m.rollback(taken)  # (a partial consume is rolled back by llguidance itself)
+                raise ConstraintError(f"llguidance rejected draft tokens {step}: {self.m.get_error()}")
+            marks += [forced] * len(step)
+            taken += len(step)
+        if taken:
+            self.m.rollback(taken)
+        self._check()
+        return marks
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        taken = int(self.m.try_consume_tokens(after)) if after else 0
+        forced: bytes = self.m.compute_ff_bytes() if taken == len(after) else b""
+        if taken:
+            self.m.rollback(taken)
+        self._check()
+        return forced
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.size * bitmask.itemsize)
         self._check()
@@ -248,6 +290,15 @@ class _OCState:
 
     def accepts(self, token: int) -> bool:
         return bool(self.g.accepts_tokens([token]))
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return 0  # no drafts: speculation is llguidance-only
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        return b""
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        return [False] * len(tokens)
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.g.write_mask_into(bitmask.ctypes.data, bitmask.size, bitmask.itemsize)
@@ -333,6 +384,15 @@ class _XGRState:
             self.m.rollback(1)
             return True
         return False
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return 0  # no drafts: speculation is llguidance-only
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        return b""
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        return [False] * len(tokens)
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.fill_next_token_bitmask(self._buf.view(1, -1))

@@ -56,6 +56,9 @@ class LocalStats:
     forced_tokens: int = 0
     #: full token masks computed (greedy decoding skips the mask when the top token is valid)
     masks_computed: int = 0
+    #: copy-from-input speculation: draft tokens scored, and those the model's own choice kept
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
 
     def snapshot(self) -> dict[str, float]:
         return asdict(self)
@@ -129,6 +132,18 @@ class Runtime:
 
     def step(self, tokens: list[int]) -> np.ndarray:
         """Feed ``tokens`` (one batch) after what is cached; returns the logits after the last."""
+        raise NotImplementedError
+
+    #: whether :meth:`step_all` and :meth:`rewind` work (speculative drafts need them)
+    can_draft = False
+
+    def step_all(self, tokens: list[int], rows: list[int]) -> np.ndarray:
+        """Feed ``tokens`` as one batch; the logits after ``tokens[i]`` for each ``i`` in ``rows``
+        (ascending), a row each."""
+        raise NotImplementedError
+
+    def rewind(self, n: int) -> None:
+        """Forget the last ``n`` tokens fed (a rejected draft); the next feed overwrites them."""
         raise NotImplementedError
 
     # -- engine views (built once per loaded model)
@@ -226,6 +241,28 @@ class LlamaCppRuntime(Runtime):
     def step(self, tokens: list[int]) -> np.ndarray:
         self.llm.eval(tokens)
         return self._logits()
+
+    can_draft = True
+
+    def step_all(self, tokens: list[int], rows: list[int]) -> np.ndarray:
+        # Llama.eval asks for the last row only (logits_all=False: no logits buffer for the whole
+        # context); this one batch asks for the rows wanted, with the same bookkeeping as eval().
+        llm, n, n_past = self.llm, len(tokens), self.llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
+        llm._batch.batch.logits[n - 1] = False
+        for i in rows:
+            llm._batch.batch.logits[i] = True
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past: n_past + n] = tokens
+        llm.n_tokens += n
+        ptr = self._lc.llama_get_logits(llm.ctx)
+        floats = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
+        return np.ctypeslib.as_array(floats, shape=(len(rows), self.vocab_size)).copy()
+
+    def rewind(self, n: int) -> None:
+        if n > 0:
+            self.llm.n_tokens -= n  # eval() and step_all() drop the KV cache from n_tokens on
 
     def outlines_model(self) -> Any:
         if self._outlines_model is None:

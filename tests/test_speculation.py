@@ -1,0 +1,101 @@
+"""Copy-from-input speculation: the drafting rule (pure) and, on the embedded model, that it
+changes nothing but the number of forward passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from schemagen.backends._lookup import continuation, draft, source_bytes
+from schemagen.exchange import Request
+from schemagen.grounding import all_strings, mark
+from tests.test_local import TEXTS, Person, render, require_local
+
+SOURCE = source_bytes("Maria Garcia (maria.garcia@example.com) works at Acme Robotics.\nMadrid, Spain")
+
+
+def by_word(data: bytes) -> list[int]:
+    """A toy tokenizer: one id per word or punctuation run, so drafts are easy to read."""
+    import re
+
+    return [hash(piece) for piece in re.findall(rb" ?\w+| ?[^\w ]+| ", data)]
+
+
+def test_source_keeps_line_and_column_breaks_as_stops() -> None:
+    assert source_bytes("a  b\nc d\te\r\n  f") == b"a\nb\nc d e\nf"
+
+
+def test_continuation_follows_the_longest_matching_suffix_to_the_likely_value_end() -> None:
+    # the value so far, '"name":"Maria', ends with a span of the text: its rest up to " ("
+    assert continuation(SOURCE, b'{"name":"Maria') == (b" Garcia", True)
+    assert continuation(SOURCE, b'"email":"maria') == (b".garcia@example.com", True)
+    # a sentence end, a line break: the copy stops there
+    assert continuation(SOURCE, b'"company":"Acme') == (b" Robotics", True)
+    assert continuation(SOURCE, b'"city":"Mad') == (b"rid", True)
+    # nothing of the tail occurs in the text
+    assert continuation(SOURCE, b'"name":"') == (b"", False)
+
+
+def test_ambiguous_match_drafts_only_what_every_occurrence_shares() -> None:
+    src = b"Acme Tools Ltd and Acme Toys Ltd"
+    rest, whole = continuation(src, b'"Acme')
+    assert rest == b" To" and not whole  # "Tools" or "Toys": the draft stops where they part
+    # a longer suffix picks one place
+    assert continuation(src, b"and Acme") == (b" Toys Ltd", True)
+
+
+def test_a_string_starts_at_a_word() -> None:
+    src = source_bytes("+34 612 345 678, 12 Calle Mayor, Madrid")
+    # '"12' opens a string: a grounded value starts a word, so '612' is no place for it
+    assert continuation(src, b'"street":"12') == (b" Calle Mayor", True)
+    # inside a string '12' may be the end of '612' as well: the places share only ' '
+    assert continuation(src, b"x12") == (b" ", False)
+    assert continuation(src, b" 612") == (b" 345 678", True)
+    # one byte is enough where it occurs once
+    assert continuation(src, b'"phone":"+') == (b"34 612 345 678", True)
+
+
+def test_draft_tokens_and_cut_words() -> None:
+    ids, whole = draft(SOURCE, b'"maria', by_word, max_tokens=16)
+    assert ids == by_word(b".garcia@example.com") and whole
+    ids, whole = draft(SOURCE, b'"maria', by_word, max_tokens=2)
+    assert ids == by_word(b".garcia") and not whole  # more follows: not the value's end
+    # cut inside a word (the occurrences part at "To"): the last, maybe partial, token is dropped
+    ids, whole = draft(b"Acme Tools Ltd and Acme Toys Ltd", b'"Acme', by_word, max_tokens=16)
+    assert ids == [] and not whole
+    assert draft(SOURCE, b"zzz", by_word, max_tokens=16) == ([], False)
+    assert draft(SOURCE, b"Maria", by_word, max_tokens=0) == ([], False)
+
+
+# --------------------------------------------------------------------------- on the model
+
+
+@pytest.fixture(scope="module")
+def backends() -> dict[tuple[bool, bool], Any]:
+    """(compact, speculate) -> backend; all share the one loaded model."""
+    require_local()
+    from schemagen.backends.local import LocalBackend
+
+    return {(c, s): LocalBackend(compact=c, speculate=s) for c in (True, False) for s in (True, False)}
+
+
+@pytest.mark.local
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
+@pytest.mark.parametrize("text", TEXTS[:2])
+def test_speculation_changes_nothing_but_the_forward_passes(
+    backends: dict[tuple[bool, bool], Any], text: str, compact: bool
+) -> None:
+    on, off = backends[compact, True], backends[compact, False]
+    schema = mark(Person.model_json_schema(), all_strings(Person.model_json_schema()))
+    req = Request("completions", {"prompt": render(on, text), "max_tokens": 40}, constraint=schema,
+                  source_text=text)
+    fast, plain = on.complete(req), off.complete(req)
+    assert fast.raw["grounded"] and plain.raw["grounded"]
+    assert fast.text == plain.text  # the same tokens, greedy, with or without drafts
+    person = Person.model_validate_json(fast.text)
+    assert person.name in text and person.city in text
+    assert fast.raw["accepted_tokens"] > 0
+    assert fast.raw["drafted_tokens"] >= fast.raw["accepted_tokens"]
+    assert fast.raw["decode_steps"] < plain.raw["decode_steps"]
+    assert plain.raw["drafted_tokens"] == 0

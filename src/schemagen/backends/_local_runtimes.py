@@ -258,7 +258,8 @@ class LlamaCppRuntime(Runtime):
         llm.n_tokens += n
         ptr = self._lc.llama_get_logits(llm.ctx)
         floats = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
-        return np.ctypeslib.as_array(floats, shape=(len(rows), self.vocab_size)).copy()
+        rows_logits: np.ndarray = np.ctypeslib.as_array(floats, shape=(len(rows), self.vocab_size)).copy()
+        return rows_logits
 
     def rewind(self, n: int) -> None:
         if n > 0:

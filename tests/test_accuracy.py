@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import schemagen
 from schemagen import ConfigurationError, ExtractionError, Quote, SchemaError, TruncatedError
+from schemagen.backends.local import string_cap
 from schemagen.cli.main import app
 from schemagen.exchange import Request
 from schemagen.grounding import Grounded, cite, find, mark, segments
@@ -181,7 +182,8 @@ def test_loop_is_retried_once_without_repeating_itself(local_backend: Any) -> No
     messages = [{"role": "system", "content": system}, {"role": "user", "content": INVOICE_TEXT}]
     prompt = template.render(messages,
                              add_generation_prompt=True)
-    request = Request("completions", {"prompt": prompt, "max_tokens": 300}, constraint=spec.parameters)
+    request = Request("completions", {"prompt": prompt, "max_tokens": 300}, constraint=spec.parameters,
+                      source_text=INVOICE_TEXT)
     local_backend.loop_retry = False
     try:
         first = local_backend.complete(request)
@@ -191,10 +193,34 @@ def test_loop_is_retried_once_without_repeating_itself(local_backend: Any) -> No
         pytest.skip("this CPU's greedy path does not loop on this prompt")
     second = local_backend.complete(request)
     assert second.raw["retried_after_tokens"] > 0 and any("retried once" in n for n in second.notes)
+    cap = string_cap(INVOICE_TEXT)
+    assert any(f"free strings capped at {cap} characters" in n for n in second.notes)
     # the retry can't retrace the loop: the guard does not fire again (it may still run long)
     assert second.finish_reason in ("stop", "length")
     if second.finish_reason == "stop":
         json.loads(second.text)  # complete JSON
+
+
+def test_a_loop_retry_caps_free_strings_only() -> None:
+    from schemagen.backends.local import cap_strings
+
+    schema = {"type": "object", "properties": {
+        "name": {"type": "string"},
+        "code": {"type": "string", "pattern": "^[A-Z]+$"},
+        "short": {"type": "string", "maxLength": 5},
+        "unit": {"type": "string", "enum": ["a", "b"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    }}
+    capped = cap_strings(schema, 64)
+    props = capped["properties"]
+    assert props["name"]["maxLength"] == 64
+    assert props["tags"]["items"]["maxLength"] == 64
+    assert props["note"]["anyOf"][0]["maxLength"] == 64
+    assert "maxLength" not in props["code"] and "maxLength" not in props["unit"]
+    assert props["short"]["maxLength"] == 5
+    assert "maxLength" not in schema["properties"]["name"]  # a copy: the caller's schema is untouched
+    assert (string_cap("x" * 10), string_cap("x" * 64), string_cap("x" * 65)) == (64, 64, 128)
 
 
 # --------------------------------------------------------------------------- real values

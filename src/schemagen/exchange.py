@@ -86,7 +86,8 @@ class Request:
     ``body`` is the JSON body for ``/v1/chat/completions`` (endpoint="chat") or
     ``/v1/completions`` (endpoint="completions"). ``constraint`` is a JSON schema the
     output must match, for backends that enforce one themselves (local generation).
-    ``source_text`` is the input text when the constraint marks grounded strings (spans of it).
+    ``source_text`` is the input text, sent with a constraint: grounded strings are spans of it,
+    and it bounds free strings when a local answer that looped is retried.
     """
 
     endpoint: Endpoint

@@ -160,6 +160,30 @@ def close_objects(schema: Any) -> Any:
     return out
 
 
+_BOUNDED_STRING = {"maxLength", "enum", "const", "pattern", "format"}
+
+
+def cap_strings(schema: Any, limit: int) -> Any:
+    """A copy of ``schema`` where free strings (no ``maxLength``, ``enum``, ``const``, ``pattern``
+    or ``format``) hold at most ``limit`` characters: a loop retry's bound on a value that runs on
+    inside its quotes, which a no-repeat rule alone doesn't stop."""
+    if isinstance(schema, list):
+        return [cap_strings(sub, limit) for sub in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: value if key in ("enum", "const") else cap_strings(value, limit)
+           for key, value in schema.items()}
+    if schema.get("type") == "string" and not _BOUNDED_STRING & set(schema):
+        out["maxLength"] = limit
+    return out
+
+
+def string_cap(text: str) -> int:
+    """A free string's cap on a loop retry: the input's length, bucketed to a power of two (so
+    the capped grammar is cached across texts) and at least 64 characters."""
+    return max(64, 1 << max(len(text) - 1, 1).bit_length())
+
+
 def clear_model_cache() -> None:
     """Forget every loaded model and its compiled grammars (process-wide)."""
     clear_runtimes()
@@ -381,8 +405,14 @@ class LocalBackend:
             notes.append(f"the first answer was stopped ({finish}, {len(out_ids)} tokens): retried once "
                          f"with no repeated {NO_REPEAT_NGRAM}-gram of chosen tokens")
             first_tokens = len(out_ids)
-            out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, no_repeat=NO_REPEAT_NGRAM,
-                                                                    drafter=drafter)
+            retry_grammar = grammar
+            if not grounded and request.source_text and isinstance(request.constraint, dict):
+                # a value can run on inside its quotes too: on the retry no free string outgrows the text
+                limit = string_cap(request.source_text)
+                retry_grammar = self.compiled_grammar(cap_strings(request.constraint, limit))[0]
+                notes[-1] += f", free strings capped at {limit} characters"
+            out_ids, finish, counters, text, prompt_ids = self._run(
+                job, retry_grammar, no_repeat=NO_REPEAT_NGRAM, drafter=drafter)
             counters["retried_after_tokens"] = first_tokens
         raw = self._raw(counters, out_ids, finish, started=started, compile_s=compile_s,
                         cache_hit=cache_hit, constrained=grammar is not None)

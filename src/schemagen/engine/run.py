@@ -310,10 +310,11 @@ class ExtractionRun(Generic[T]):
             if note not in self.trace.notes:
                 self.trace.notes.append(note)
         request = with_request_options(rendered.request, self.settings.transport)
-        if self.grounded and request.constraint is not None:
-            # the backend enforces the spans itself when it can (llguidance); the check below holds anyway
-            request = dataclasses.replace(request, constraint=mark(request.constraint, self.grounded),
-                                          source_text=self.text)
+        if request.constraint is not None:
+            # grounded: the backend enforces the spans itself when it can (llguidance); the check
+            # below holds anyway. The text also bounds a loop retry's free strings.
+            constraint = mark(request.constraint, self.grounded) if self.grounded else request.constraint
+            request = dataclasses.replace(request, constraint=constraint, source_text=self.text)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request, mode=self.mode.name,

@@ -163,3 +163,18 @@ def test_single_tool_call_and_its_deprecated_old_name() -> None:
     assert old.single_tool_call is False and old.parallel_tool_calls is None
     extraction = ExtractionRun(Person, "Ann is 30.", old)
     assert "parallel_tool_calls" not in extraction.next_request().body
+
+
+def test_on_truncation_defaults_to_reask_for_local_models_only() -> None:
+    """A cut-off local answer costs only time, and a reask turned more of them into values
+    (benchmarks/truncation_policy.py); a remote one is on the caller's bill."""
+    from schemagen import Client
+    from schemagen.backends.local import LocalBackend
+
+    local = LocalBackend()  # the model loads on first use: nothing is loaded here
+    assert Client(backend=local).settings.on_truncation == "reask"
+    assert Client(backend=local, on_truncation="raise").settings.on_truncation == "raise"
+    remote = Client(base_url="http://127.0.0.1:9/v1", api_key="x", model="m")
+    assert remote.settings.on_truncation == "raise"
+    assert Client(base_url="http://127.0.0.1:9/v1", api_key="x", model="m",
+                  on_truncation="reask").settings.on_truncation == "reask"

@@ -375,7 +375,7 @@ def test_repetition_guard_stops_a_local_loop_early() -> None:
                                      constraint=spec.parameters))
     if first.finish_reason != "repetition":
         pytest.skip("this CPU's greedy path does not loop on this prompt")
-    run = schemagen.Client(backend=backend).start(LoopInvoice, text)
+    run = schemagen.Client(backend=backend, on_truncation="raise").start(LoopInvoice, text)
     run.next_request()
     with pytest.raises(schemagen.TruncatedError) as info:
         run.receive(first)

@@ -159,7 +159,7 @@ class Client:
         device: str | None = None,
         engine: str | None = None,
         bounds: BoundRule | bool = True,
-        on_truncation: TruncationPolicy = "raise",
+        on_truncation: TruncationPolicy | None = None,
         budget: BudgetSetting = None,
         mode_cache: str | os.PathLike[str] | None = None,
         hooks: HooksSetting = None,
@@ -169,7 +169,9 @@ class Client:
     ) -> None:
         """``retries``: validation reasks after the first attempt. ``max_retries``: transport
         retries per request (429/5xx/timeouts/resets); default: your openai client's
-        ``max_retries`` with ``client=``, else 3. See docs/clients.md."""
+        ``max_retries`` with ``client=``, else 3. See docs/clients.md. ``on_truncation``: what a
+        cut-off answer does, ``"raise"`` or ``"reask"``; default ``"reask"`` for local models,
+        ``"raise"`` elsewhere (docs/cost.md)."""
         local_options = {k: v for k, v in {"device": device, "engine": engine}.items() if v is not None}
         if transport_retries is not None:
             _deprecated("transport_retries", "max_retries")
@@ -214,7 +216,10 @@ class Client:
             template=template,
             constrain=bool(getattr(self.backend, "enforces_constraints", False)),
             bounds=bounds,
-            on_truncation=on_truncation,
+            # local models: a reask turned more cut-off answers into values than raising did
+            # (benchmarks/truncation_policy.py, docs/local.md); remote: the caller's bill, so raise
+            on_truncation=on_truncation or ("reask" if getattr(self.backend, "enforces_constraints", False)
+                                            else "raise"),
             budget=budget,
             transport=transport,
             grounded=grounded,

@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--base-url", default=os.environ.get("SCHEMAGEN_TEST_LLAMA_URL"))
     parser.add_argument("--plot", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--results", default=None,
+                        help="also write the docs home page's accuracy.json (benchmarks/plots.py) here")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="no run: print and plot the rows of earlier --json files (runs split up)")
     args = parser.parse_args()
@@ -164,6 +166,8 @@ def main() -> None:
         report(merged)
         if args.plot:
             plot(merged, args.plot)
+        if args.results:
+            write_results(merged, args.results)
         return
     cases = load_cases(set(args.schemas.split(",")) if args.schemas else None, args.limit)
     only = args.only.split(",")
@@ -192,6 +196,16 @@ def main() -> None:
         plot(rows, args.plot)
     if args.json:
         Path(args.json).write_text(json.dumps({"cases": [c["id"] for c in cases], "rows": rows}, indent=1))
+    if args.results and rows:
+        write_results(rows, args.results)
+
+
+def write_results(rows: list[dict[str, Any]], path: str) -> None:
+    """The figures benchmarks/plots.py draws on the docs home page."""
+    results = [{"label": f"{r['name']}, SmolLM2-135M", "accuracy": round(r["field_accuracy"], 4)}
+               for r in rows]
+    Path(path).write_text(json.dumps({"metric": f"field accuracy, {rows[0]['cases']} texts",
+                                      "results": results}, indent=1) + "\n")
 
 
 def report(rows: list[dict[str, Any]], *, ratios: bool = True, rows_too: bool = True) -> None:

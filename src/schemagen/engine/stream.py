@@ -249,7 +249,7 @@ class StreamingRun(Generic[T]):
             return []
         if self._text is None:
             constrained = self._request is not None and self._request.constraint is not None
-            self._text = TextCallReader(self.spec.name, constrained=constrained)
+            self._text = TextCallReader(self.spec.name, constrained=constrained, schema=self.spec.parameters)
         changed = self._text.feed(delta.text)
         parser = self._text.json
         if parser is None:

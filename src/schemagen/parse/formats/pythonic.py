@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from schemagen.parse.formats._support import preview, strip_fence
+from schemagen.parse.formats._support import ArgumentText, preview, strip_fence
 from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _START = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
@@ -146,7 +146,7 @@ _ESCAPE_SIZES = {"x": 4, "u": 6, "U": 10}
 _QUOTES = "'\""
 
 
-class ArgumentStream:
+class ArgumentStream(ArgumentText):
     """The first call's keyword arguments as JSON text, while they stream (for the partials;
     the final value is still read by :class:`PythonicParser` from the whole text). A string
     value is passed on as it grows; any other value once it ends (at its ``,`` or ``)``),
@@ -158,20 +158,10 @@ class ArgumentStream:
         return None if match is None else match.start()
 
     def __init__(self, schema: Any = None, name: str | None = None) -> None:
-        self.buffer = ""
-        self.state = "call"  # -> "keyword" -> "string" | "value" -> "keyword" ... -> "done"
-        self.key = ""
+        super().__init__("call")  # -> "keyword" -> "string" | "value" -> "keyword" ... -> "done"
         self.quote = ""
         self.scan = 0  # how far a non-string value has been scanned
         self.depth: list[str] = []  # what closes the brackets and strings open in that value
-        self.count = 0
-
-    def feed(self, text: str) -> str:
-        self.buffer += text
-        out: list[str] = []
-        while self._step(out):
-            pass
-        return "".join(out)
 
     def _step(self, out: list[str]) -> bool:
         """Consume what can be consumed; False when more text is needed."""
@@ -199,8 +189,7 @@ class ArgumentStream:
                     self.buffer, self.state, self.scan, self.depth = rest, "value", 0, []
                     return True
                 self.quote, self.state, self.buffer = rest[0], "string", rest[1:]
-                out.append(("," if self.count else "") + json.dumps(self.key) + ':"')
-                self.count += 1
+                out.append(self.member())
             else:
                 self.buffer, self.state, self.scan, self.depth = rest, "value", 0, []
             return True
@@ -276,5 +265,4 @@ class ArgumentStream:
             value = _literal(expression, [])
         except _NotLiteral:
             return
-        out.append(("," if self.count else "") + json.dumps(self.key) + ":" + json.dumps(value))
-        self.count += 1
+        out.append(self.member(json.dumps(value)))

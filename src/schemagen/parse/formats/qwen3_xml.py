@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemagen.parse.formats._support import (
+    ArgumentText,
     allowed_types,
     decode_json,
     parameters_schema,
@@ -135,7 +136,7 @@ def _held(text: str, ends: tuple[str, ...]) -> int:
     return 0
 
 
-class ArgumentStream:
+class ArgumentStream(ArgumentText):
     """The first function's parameters as JSON text, while they stream (for the partials;
     the final value is still read by :class:`Qwen3XMLParser` from the whole text). String
     parameters are passed on as they grow; other types once their ``</parameter>`` arrives,
@@ -151,20 +152,10 @@ class ArgumentStream:
         self.root: Mapping[str, Any] = root if isinstance(root, Mapping) else {}
         properties = self.root.get("properties")
         self.properties: Mapping[str, Any] = properties if isinstance(properties, Mapping) else {}
-        self.buffer = ""
-        self.state = "function"  # -> "between" -> "value" -> ... -> "done"
-        self.key = ""
+        super().__init__("function")  # -> "between" -> "value" -> "between" ... -> "done"
         self.as_text = False  # the value streams as a JSON string
         self.fresh = True  # the value's first character is still to come (one newline is dropped)
         self.raw = ""  # a typed value's text so far
-        self.count = 0
-
-    def feed(self, text: str) -> str:
-        self.buffer += text
-        out: list[str] = []
-        while self._step(out):
-            pass
-        return "".join(out)
 
     def _step(self, out: list[str]) -> bool:
         """Consume what can be consumed; False when more text is needed."""
@@ -217,8 +208,7 @@ class ArgumentStream:
         self.key, self.state, self.fresh, self.raw = key, "value", True, ""
         self.as_text = types == {"string"}
         if self.as_text:
-            out.append(("," if self.count else "") + json.dumps(key) + ':"')
-            self.count += 1
+            out.append(self.member())
 
     def _value(self, text: str, out: list[str], *, last: bool) -> None:
         if self.as_text:
@@ -229,5 +219,4 @@ class ArgumentStream:
             return
         prop = self.properties.get(self.key)
         value = type_text_value(self.raw, prop, self.root)[1] if prop is not None else self.raw
-        out.append(("," if self.count else "") + json.dumps(self.key) + ":" + json.dumps(value, default=str))
-        self.count += 1
+        out.append(self.member(json.dumps(value, default=str)))

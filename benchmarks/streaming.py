@@ -244,7 +244,7 @@ def overhead(base_url: str, items: int, rounds: int) -> dict[str, float]:
 # ---------------------------------------------------------------- 2. first field vs whole, real server
 
 
-def llama_first_field(url: str, lines: int = 20, tries: int = 2) -> dict[str, float] | None:
+def llama_first_field(url: str, lines: int = 20, tries: int = 1) -> dict[str, float] | None:
     """One streamed extraction of a ``lines``-line invoice on a real llama.cpp server, in
     ``json_object`` mode: llama-cpp-python turns its ``schema`` into a grammar and keeps it
     while streaming (a forced tool call it streams without its grammar, and SmolLM2 loops)."""
@@ -252,7 +252,7 @@ def llama_first_field(url: str, lines: int = 20, tries: int = 2) -> dict[str, fl
 
     text = invoice_text(lines)  # varied lines: similar ones can look like a loop to the guard
     sg = schemagen.Client(base_url=url, model="m", api_key="x", mode="json_object", temperature=0,
-                          max_tokens=1500, retries=0,
+                          max_tokens=1400, retries=0,
                           retry_policy=RetryPolicy(max_retries=2, initial_wait=0.5, max_wait=2.0))
     best: dict[str, float] | None = None
     for _ in range(tries):

@@ -154,6 +154,52 @@ def test_envelope_arguments_are_not_shown_until_they_start() -> None:
     assert reader.json is not None and reader.prefix(reader.json.value) is None
 
 
+QWEN3_XML = ("<tool_call>\n<function=Invoice>\n<parameter=number>\nINV-7\n</parameter>\n"
+             "<parameter=total>\n125.5\n</parameter>\n<parameter=paid>\ntrue\n</parameter>\n"
+             '<parameter=lines>\n[{"sku": "A-1", "qty": 2}, {"sku": "B-2", "qty": 30}]\n</parameter>\n'
+             "</function>\n</tool_call>")
+PYTHONIC = ("[Invoice(number='INV-7', total=125.5, paid=True, "
+            "lines=[{'sku': 'A-1', 'qty': 2}, {'sku': \"B-2\", 'qty': 30}])]")
+
+
+@pytest.mark.parametrize("text", [QWEN3_XML, PYTHONIC], ids=["qwen3_xml", "pythonic"])
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_native_non_json_calls_fill_in_as_they_arrive(text: str, size: int) -> None:
+    reader = TextCallReader("Invoice", schema=Invoice.model_json_schema())
+    seen: list[Any] = []
+    for piece in tokens(text, size):
+        reader.feed(piece)
+        if reader.json is not None and reader.json.started:
+            seen.append(reader.json.snapshot())
+    assert reader.json is not None and reader.prefix(reader.json.value) == ()
+    assert seen[-1] == INVOICE  # the same value the native parser reads from the whole text
+    # the string showed while it grew; the number only once complete; fields one after another
+    growing = {s["number"] for s in seen if s.get("number") not in (None, "INV-7")}
+    assert (growing and all("INV-7".startswith(n) for n in growing)) or size > 3
+    assert not any(s.get("total") not in (None, 125.5) for s in seen)
+    firsts = [next(i for i, s in enumerate(seen) if key in s) for key in ("number", "total", "paid", "lines")]
+    assert firsts == sorted(firsts) and firsts[0] < len(seen) // 2
+
+
+@pytest.mark.parametrize("pieces, expected", [
+    (["<tool_call><func", "tion=Invoice><param", "eter=number>\nIN", "V-7\n</param", "eter>"],
+     {"number": "INV-7"}),
+    (["<tool_call><function=Invoice><parameter=number>A\n", "\n</parameter>"], {"number": "A\n"}),
+    (["[Inv", "oice(num", "ber = 'a\\", "'b\\u00e", "9', tot", "al=1", "2.5)]"],
+     {"number": "a'bé", "total": 12.5}),
+])
+def test_chunk_boundaries_inside_native_markers_and_escapes(pieces: list[str],
+                                                            expected: dict[str, Any]) -> None:
+    reader = TextCallReader("Invoice", schema=Invoice.model_json_schema())
+    shown = []
+    for piece in pieces:
+        reader.feed(piece)
+        if reader.json is not None and reader.json.started:
+            shown.append(reader.json.snapshot())
+    assert shown[-1] == expected
+    assert all(not isinstance(v, str) or ("<" not in v and "\\" not in v) for s in shown for v in s.values())
+
+
 # ---------------------------------------------------------------- the sans-IO StreamingRun
 
 
@@ -367,6 +413,22 @@ def test_raw_mode_streams_completions_text_through_the_native_markers(streamer: 
     assert partials[-1].final == Invoice(**INVOICE)
     notes = " ".join(stream.extraction.trace.attempts[0].notes)
     assert "hermes (1 call)" in notes  # the value itself came through the native parser, as in extract
+
+
+@pytest.mark.parametrize("text, parser", [(QWEN3_XML, "qwen3_xml"), (PYTHONIC, "pythonic")],
+                         ids=["qwen3_xml", "pythonic"])
+def test_raw_mode_non_json_formats_stream_partials(streamer: StreamServer, text: str, parser: str) -> None:
+    streamer.scripts.append(Script(text, piece=3, delay=0))
+    template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>"
+    stream = client(streamer, mode="raw", template=template).stream(Invoice, "text")
+    partials = list(stream)
+    assert partials[-1].final == Invoice(**INVOICE)
+    growing = [p.data.get("number") for p in partials if "number" not in p.fields]
+    # the string showed before its end tag or quote arrived
+    assert any(n and n != "INV-7" and "INV-7".startswith(n) for n in growing)
+    firsts = [next(i for i, p in enumerate(partials) if key in p.fields) for key in ("number", "paid")]
+    assert firsts[0] < firsts[1] < len(partials) - 1  # fields validated as they closed, not at the end
+    assert f"{parser} (1 call)" in " ".join(stream.extraction.trace.attempts[0].notes)
 
 
 def test_extract_iter_yields_items_as_they_close_and_skips_invalid(streamer: StreamServer) -> None:

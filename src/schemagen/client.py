@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import threading
+import time
 import warnings
 import weakref
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 import openai
 
 from schemagen.backends import BACKENDS, Backend, create_backend
+from schemagen.backends.base import StreamingBackend
+from schemagen.chunks import Delta
 from schemagen.engine.bounds import BoundRule
 from schemagen.engine.run import BudgetSetting, Extraction, ExtractionRun, Settings, TruncationPolicy
 from schemagen.engine.stream import OnInvalid
 from schemagen.errors import ConfigurationError, EmptyTextError, TransportError
+from schemagen.exchange import Completion, Request
 from schemagen.observe import Observer, auto_observers, watch_run, with_retry
 from schemagen.observe.hooks import HookFunction, Hooks, HooksSetting
 from schemagen.observe.otel import Telemetry
@@ -244,56 +248,119 @@ class Client:
 
     def drive(self, run: ExtractionRun[T]) -> Extraction[T]:
         """Send the run's requests through the backend until it succeeds or raises."""
+        [result] = self.steps(run)  # without stream=True, its only event is the Extraction
+        assert isinstance(result, Extraction)
+        return result
+
+    async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
+        """Async twin of :meth:`drive`; async hooks are awaited after each report."""
+        [result] = [event async for event in self.asteps(run)]
+        assert isinstance(result, Extraction)
+        return result
+
+    def steps(self, run: ExtractionRun[T], *, stream: bool = False) -> Iterator[Event]:
+        """The driving loop (the only one: extract, streaming and batch all come here). Yields
+        the run's :class:`Extraction` last. With ``stream=True`` (the backend's ``stream``)
+        it also yields, as they happen, each attempt's Request, its Deltas, the TransportError
+        before a retry from scratch, and its Completion once the engine has judged it."""
         watch = watch_run(self.observers, run)  # None when nothing observes
         policy = self._policy(run)
+        on_retry = with_retry(watch, run.record_retry)
         try:
             while not run.done:
                 request = run.next_request()
                 if watch:
                     watch.request(request)
-                try:
-                    send = partial(self.backend.complete, request)
-                    completion = policy.call(send, with_retry(watch, run.record_retry))
-                except TransportError as exc:
-                    if run.rejected(exc):  # a capability answer: the run adapted, send again
-                        self._remember(run)
-                        continue
-                    exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
-                    raise run.transport_failed(exc) from exc.__cause__
+                if stream:
+                    yield request
+                completion: Completion | None = None
+                tries = 0
+                while completion is None:
+                    try:
+                        if stream:
+                            for event in _deltas(self.backend, request):
+                                if isinstance(event, Completion):
+                                    completion = event
+                                else:
+                                    yield event
+                        else:
+                            completion = self.backend.complete(request)
+                    except TransportError as exc:
+                        tries += 1
+                        wait = policy.next_wait(tries, exc)
+                        if wait is not None:
+                            on_retry(exc, wait)
+                            time.sleep(wait)
+                            if stream:
+                                yield exc  # what streamed so far is void: the request starts over
+                            continue
+                        if run.rejected(exc):  # a capability answer: the run adapted, send again
+                            self._remember(run)
+                            break
+                        exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
+                        raise run.transport_failed(exc) from exc.__cause__
+                if completion is None:
+                    continue
                 if watch:
                     watch.response(completion)
                 run.receive(completion)
                 self._remember(run)
                 if watch:
                     watch.received()
+                if stream:
+                    yield completion
             result = run.result()
-        except BaseException as exc:
+        except BaseException as exc:  # GeneratorExit too: a stream closed early
             if watch:
                 watch.finish(None, exc)
             raise
         if watch:
             watch.finish(result, None)
-        return result
+        yield result
 
-    async def adrive(self, run: ExtractionRun[T]) -> Extraction[T]:
-        """Async twin of :meth:`drive`; async hooks are awaited after each report."""
+    async def asteps(self, run: ExtractionRun[T], *, stream: bool = False) -> AsyncIterator[Event]:
+        """Async twin of :meth:`steps`."""
         watch = watch_run(self.observers, run, is_async=True)
         policy = self._policy(run)
+        on_retry = with_retry(watch, run.record_retry)
         try:
             while not run.done:
                 request = run.next_request()
                 if watch:
                     watch.request(request)
                     await watch.drain()
-                try:
-                    send = partial(self.backend.acomplete, request)
-                    completion = await policy.acall(send, with_retry(watch, run.record_retry))
-                except TransportError as exc:
-                    if run.rejected(exc):
-                        self._remember(run)
-                        continue
-                    exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
-                    raise run.transport_failed(exc) from exc.__cause__
+                if stream:
+                    yield request
+                completion: Completion | None = None
+                tries = 0
+                while completion is None:
+                    try:
+                        if stream:
+                            async for event in _adeltas(self.backend, request):
+                                if isinstance(event, Completion):
+                                    completion = event
+                                else:
+                                    yield event
+                        else:
+                            completion = await self.backend.acomplete(request)
+                    except TransportError as exc:
+                        tries += 1
+                        wait = policy.next_wait(tries, exc)
+                        if wait is not None:
+                            on_retry(exc, wait)
+                            if watch:
+                                await watch.drain()
+                            await asyncio.sleep(wait)
+                            if stream:
+                                yield exc
+                            continue
+                        if run.rejected(exc):
+                            self._remember(run)
+                            break
+                        exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
+                        raise run.transport_failed(exc) from exc.__cause__
+                if completion is None:
+                    continue
                 if watch:
                     watch.response(completion)
                     await watch.drain()
@@ -302,6 +369,8 @@ class Client:
                 if watch:
                     watch.received()
                     await watch.drain()
+                if stream:
+                    yield completion
             result = run.result()
         except BaseException as exc:
             if watch:
@@ -311,7 +380,7 @@ class Client:
         if watch:
             watch.finish(result, None)
             await watch.drain()
-        return result
+        yield result
 
     def _policy(self, run: ExtractionRun[Any]) -> RetryPolicy:
         """The retry policy, with a per-call ``max_retries=`` when the call gave one."""
@@ -433,6 +502,35 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: What :meth:`Client.steps` yields (see there).
+Event = Request | Delta | Completion | TransportError | Extraction[Any]
+
+
+def _whole(completion: Completion) -> list[Delta | Completion]:
+    """A backend that can't stream: its answer as one delta, then the completion."""
+    deltas: list[Delta | Completion] = []
+    if completion.tool_calls:
+        deltas += [Delta("arguments", c.arguments, i) for i, c in enumerate(completion.tool_calls)]
+    elif completion.content:
+        deltas.append(Delta("content", completion.content))
+    return [*deltas, completion]
+
+
+def _deltas(backend: Backend, request: Request) -> Iterator[Delta | Completion]:
+    if isinstance(backend, StreamingBackend):
+        return backend.stream(request)  # no generator in between: this runs once per delta
+    return iter(_whole(backend.complete(request)))
+
+
+async def _adeltas(backend: Backend, request: Request) -> AsyncIterator[Delta | Completion]:
+    if isinstance(backend, StreamingBackend):
+        async for event in backend.astream(request):
+            yield event
+    else:
+        for event in _whole(await backend.acomplete(request)):
+            yield event
 
 
 # ---------------------------------------------------------------- module-level API

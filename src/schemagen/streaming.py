@@ -1,58 +1,27 @@
-"""Streaming drivers: ``extract_stream`` / ``extract_iter`` and their async twins.
+"""Streaming: ``extract_stream`` / ``extract_iter`` and their async twins.
 
-They drive the same :class:`~schemagen.engine.run.ExtractionRun` as ``Client.drive``,
-through :class:`~schemagen.engine.stream.StreamingRun` (sans-IO), with a backend's
-``stream``/``astream`` (see :class:`~schemagen.backends.base.StreamingBackend`); a backend
-without them is called once and its answer fed as one delta. A transport failure
-mid-stream is retried from scratch under the client's :class:`~schemagen.retry.RetryPolicy`
-(the partials of the broken try are marked superseded), or raised with ``received``: the
-last partial.
+No driving loop here: :meth:`Client.steps <schemagen.client.Client.steps>` (and
+``asteps``) with ``stream=True`` drive the run, the same loop as ``extract``, with the
+same hooks, spans, transport retries and budget. These streams only turn its events into
+Partials through :class:`~schemagen.engine.stream.StreamingRun` (sans-IO). A transport
+failure mid-stream is retried from scratch (the partials of the broken try are marked
+superseded), or raised with ``received``: the last partial.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import typing
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from schemagen.backends.base import StreamingBackend
-from schemagen.chunks import Delta
 from schemagen.engine.run import Extraction
 from schemagen.engine.stream import InvalidItem, OnInvalid, Partial, StreamingRun
-from schemagen.errors import ConfigurationError, TransportError
-from schemagen.exchange import Completion, Request
+from schemagen.errors import AttemptError, ConfigurationError
 
 if TYPE_CHECKING:
     from schemagen.client import Client
 
 T = TypeVar("T")
-Event = Delta | Completion
-
-
-def _whole(completion: Completion) -> list[Event]:
-    deltas: list[Event] = []
-    if completion.tool_calls:
-        deltas += [Delta("arguments", c.arguments, i) for i, c in enumerate(completion.tool_calls)]
-    elif completion.content:
-        deltas.append(Delta("content", completion.content))
-    return [*deltas, completion]
-
-
-def _events(backend: Any, request: Request) -> Iterator[Event]:
-    if isinstance(backend, StreamingBackend):
-        return backend.stream(request)  # no generator in between: this runs once per delta
-    return iter(_whole(backend.complete(request)))
-
-
-async def _aevents(backend: Any, request: Request) -> AsyncIterator[Event]:
-    if isinstance(backend, StreamingBackend):
-        async for event in backend.astream(request):
-            yield event
-    else:
-        for event in _whole(await backend.acomplete(request)):
-            yield event
 
 
 class _Outputs(Generic[T]):
@@ -86,7 +55,7 @@ class PartialStream(_Outputs[T]):
     def __init__(self, client: Client, srun: StreamingRun[T]) -> None:
         super().__init__(srun)
         self._client = client
-        self._iter = self._drive()
+        self._iter = self._outputs()
 
     def __iter__(self) -> Iterator[Any]:
         return self._iter
@@ -96,35 +65,14 @@ class PartialStream(_Outputs[T]):
             pass
         return super().result()
 
-    def _drive(self) -> Iterator[Any]:
-        client, srun, run = self._client, self.srun, self.srun.run
-        policy, backend = client._policy(run), client.backend
-        while not run.done:
-            request = srun.next_request()
-            completion: Completion | None = None
-            tries = 0
-            while completion is None:
-                try:
-                    for event in _events(backend, request):
-                        if isinstance(event, Completion):
-                            completion = event
-                        else:
-                            yield from srun.feed(event)
-                except TransportError as exc:
-                    if run.rejected(exc):  # a capability answer (mode="auto"): the run adapted
-                        client._remember(run)
-                        break
-                    tries += 1
-                    wait = policy.next_wait(tries, exc)
-                    if wait is None:
-                        exc.__context__ = None  # the raw SDK exception; __cause__ is its redacted stand-in
-                        raise srun.transport_failed(exc) from exc.__cause__
-                    run.record_retry(exc, wait)
-                    time.sleep(wait)
-                    srun.restart()
-            if completion is not None:
-                yield from srun.receive(completion)
-                client._remember(run)
+    def _outputs(self) -> Iterator[Any]:
+        srun = self.srun
+        try:
+            for event in self._client.steps(srun.run, stream=True):
+                yield from srun.on(event)
+        except AttemptError as exc:
+            srun.failed(exc)  # attach the last partial
+            raise
 
 
 class AsyncPartialStream(_Outputs[T]):
@@ -133,7 +81,7 @@ class AsyncPartialStream(_Outputs[T]):
     def __init__(self, client: Client, srun: StreamingRun[T]) -> None:
         super().__init__(srun)
         self._client = client
-        self._iter = self._drive()
+        self._iter = self._outputs()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iter
@@ -143,37 +91,15 @@ class AsyncPartialStream(_Outputs[T]):
             pass
         return self.result()
 
-    async def _drive(self) -> AsyncIterator[Any]:
-        client, srun, run = self._client, self.srun, self.srun.run
-        policy = client._policy(run)
-        while not run.done:
-            request = srun.next_request()
-            completion: Completion | None = None
-            tries = 0
-            while completion is None:
-                try:
-                    async for event in _aevents(client.backend, request):
-                        if isinstance(event, Completion):
-                            completion = event
-                        else:
-                            for out in srun.feed(event):
-                                yield out
-                except TransportError as exc:
-                    if run.rejected(exc):
-                        client._remember(run)
-                        break
-                    tries += 1
-                    wait = policy.next_wait(tries, exc)
-                    if wait is None:
-                        exc.__context__ = None
-                        raise srun.transport_failed(exc) from exc.__cause__
-                    run.record_retry(exc, wait)
-                    await asyncio.sleep(wait)
-                    srun.restart()
-            if completion is not None:
-                for out in srun.receive(completion):
+    async def _outputs(self) -> AsyncIterator[Any]:
+        srun = self.srun
+        try:
+            async for event in self._client.asteps(srun.run, stream=True):
+                for out in srun.on(event):
                     yield out
-                client._remember(run)
+        except AttemptError as exc:
+            srun.failed(exc)
+            raise
 
 
 def start_stream(client: Client, target: Any, text: str, overrides: dict[str, Any],

@@ -1,10 +1,12 @@
 """Streaming over the extraction engine: deltas in, partial values out. Sans-IO.
 
-:class:`StreamingRun` wraps an :class:`~schemagen.engine.run.ExtractionRun`; the driver
-(``schemagen.streaming``) sends its requests, hands it each :class:`~schemagen.chunks.Delta`
-as it arrives and the whole completion at the end. The engine itself judges that
-completion, exactly as for ``extract``: same reasks, truncation, budgets, usage and trace.
-This module only adds what a watcher sees on the way::
+:class:`StreamingRun` wraps an :class:`~schemagen.engine.run.ExtractionRun`. The one driving
+loop, ``Client.steps(run, stream=True)``, sends the requests (hooks, spans, retries and all)
+and hands each event to :meth:`StreamingRun.on`: a Request when an attempt starts, each
+:class:`~schemagen.chunks.Delta` as it arrives, a TransportError before a retry from scratch,
+and the Completion once the engine has judged it, exactly as for ``extract`` (same reasks,
+truncation, budgets, usage and trace). This module only adds what a watcher sees on the way.
+Without a driver (tests, benchmarks)::
 
     srun = StreamingRun(run)
     while not run.done:
@@ -34,7 +36,7 @@ from pydantic_core import to_jsonable_python
 
 from schemagen.chunks import Delta
 from schemagen.engine.run import ExtractionRun
-from schemagen.errors import AttemptError, ConfigurationError
+from schemagen.errors import AttemptError, ConfigurationError, TransportError
 from schemagen.exchange import Completion, Request
 from schemagen.parse.partial import PartialJSON
 from schemagen.parse.stream import TextCallReader, arguments_at
@@ -193,13 +195,30 @@ class StreamingRun(Generic[T]):
 
     # ------------------------------------------------------------ attempts
 
+    def on(self, event: object) -> list[Any]:
+        """Take one event of the driver (``Client.steps(run, stream=True)``): what it gives out."""
+        if isinstance(event, Delta):
+            return self.feed(event)
+        if isinstance(event, Request):
+            self.started(event)
+        elif isinstance(event, Completion):
+            return self.received()
+        elif isinstance(event, TransportError):
+            self.restart()
+        return []
+
     def next_request(self) -> Request:
+        """Sans-IO use without a driver: the run's next request, with :meth:`started` done."""
         request = self.run.next_request()
+        self.started(request)
+        return request
+
+    def started(self, request: Request) -> None:
+        """The run's next attempt was sent: earlier partials are superseded."""
         self._attempt.superseded = self._attempt.number > 0
         self._attempt = _Attempt(self.run.trace.attempts[-1].number)
         self._request = request
         self._reset()
-        return request
 
     def restart(self) -> None:
         """The transport failed mid-stream and the request is sent again: start over."""
@@ -230,7 +249,7 @@ class StreamingRun(Generic[T]):
             return []
         if self._text is None:
             constrained = self._request is not None and self._request.constraint is not None
-            self._text = TextCallReader(self.spec.name, constrained=constrained)
+            self._text = TextCallReader(self.spec.name, constrained=constrained, schema=self.spec.parameters)
         changed = self._text.feed(delta.text)
         parser = self._text.json
         if parser is None:
@@ -304,6 +323,11 @@ class StreamingRun(Generic[T]):
             self.run.receive(completion)
         except AttemptError as exc:
             raise self.failed(exc) from None
+        return self.received()
+
+    def received(self) -> list[Any]:
+        """The engine judged the attempt (without raising): the final Partial, or nothing
+        when a reask follows."""
         if not self.run.done:
             return []
         value = self.run.result().value
@@ -323,9 +347,6 @@ class StreamingRun(Generic[T]):
         """Attach what was received before ``exc`` (the last Partial) to it."""
         exc.received = self.last
         return exc
-
-    def transport_failed(self, exc: AttemptError) -> AttemptError:
-        return self.failed(self.run.transport_failed(exc))
 
 
 def _replace_model(spec: Any, model: type[BaseModel]) -> Any:

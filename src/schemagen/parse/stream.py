@@ -6,14 +6,15 @@ Tools mode gets the arguments as ``tool_calls`` deltas and feeds them straight t
 format; :class:`TextCallReader` waits for the format's marker (recognised across chunk
 boundaries), then feeds the JSON after it. The final value is still read by the native
 parsers in ``parse/formats`` from the whole text: this reader only drives the partials.
-Formats whose arguments are not JSON (qwen3 XML, pythonic) show no partials; their value
-arrives at the end.
+Formats whose arguments are not JSON (qwen3 XML, pythonic) have an ``ArgumentStream`` in
+their module that turns them into JSON text as they arrive (:data:`TEXT_FORMATS`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from schemagen.parse.formats import pythonic, qwen3_xml
 from schemagen.parse.partial import PartialJSON
 
 Shape = Literal["envelope", "arguments", "either"]
@@ -31,12 +32,29 @@ MARKERS: dict[str, Shape] = {
 _ARG_KEYS = ("arguments", "parameters")
 
 
+class ArgumentStream(Protocol):
+    """Native call text in, the call's arguments out as JSON text, as it arrives."""
+
+    def __init__(self, schema: Any = None, name: str | None = None) -> None: ...
+
+    @staticmethod
+    def find(text: str) -> int | None: ...  # where a call starts in the text so far
+
+    def feed(self, text: str) -> str: ...
+
+
+#: Formats whose arguments are not JSON: checked before the JSON markers.
+TEXT_FORMATS: tuple[type[ArgumentStream], ...] = (qwen3_xml.ArgumentStream, pythonic.ArgumentStream)
+
+
 class TextCallReader:
     """Finds the first tool call's JSON in streamed text and reads it incrementally."""
 
-    def __init__(self, tool_name: str, *, constrained: bool = False) -> None:
+    def __init__(self, tool_name: str, *, constrained: bool = False, schema: Any = None) -> None:
         self.tool_name = tool_name
+        self.schema = schema  # the tool's parameters: types a non-JSON format's values
         self.json: PartialJSON | None = None
+        self.native: ArgumentStream | None = None
         self.shape: Shape = "arguments" if constrained else "either"
         self._seen = ""  # text before the JSON starts (short: markers and prose)
         if constrained:  # the whole output is the arguments: no markers to wait for
@@ -44,9 +62,17 @@ class TextCallReader:
 
     def feed(self, text: str) -> bool:
         """Take streamed text; True when the JSON read so far changed."""
+        if self.native is not None:
+            return self.json.feed(self.native.feed(text)) if self.json is not None else False
         if self.json is not None:
             return self.json.feed(text)
         self._seen += text
+        for kind in TEXT_FORMATS:
+            at = kind.find(self._seen)
+            if at is not None:
+                self.native, self.shape = kind(self.schema), "arguments"
+                self.json = PartialJSON(close_depth=2)
+                return self.json.feed(self.native.feed(self._seen[at:]))
         start = self._find_start()
         if start is None:
             return False

@@ -274,3 +274,30 @@ def _any_json(text: str) -> tuple[bool, Any]:
         return True, json.loads(text.strip())
     except ValueError:
         return True, text
+
+
+class ArgumentText:
+    """What each format's ``ArgumentStream`` shares: text is buffered, and ``_step`` consumes
+    what it can (False: it needs more text); the arguments come out as JSON object members."""
+
+    def __init__(self, state: str) -> None:
+        self.buffer = ""
+        self.state = state
+        self.key = ""  # the argument being written
+        self.count = 0  # members written
+
+    def feed(self, text: str) -> str:
+        self.buffer += text
+        out: list[str] = []
+        while self._step(out):
+            pass
+        return "".join(out)
+
+    def _step(self, out: list[str]) -> bool:
+        raise NotImplementedError
+
+    def member(self, value: str = '"') -> str:
+        """``"key":`` for the current argument, then ``value`` (a string's opening quote)."""
+        self.count += 1
+        return ("," if self.count > 1 else "") + json.dumps(self.key) + ":" + value
+

@@ -7,10 +7,11 @@ numbers, booleans, None, lists, dicts, tuples) are accepted; a call with anythin
 from __future__ import annotations
 
 import ast
+import json
 import re
 from typing import Any
 
-from schemagen.parse.formats._support import preview, strip_fence
+from schemagen.parse.formats._support import ArgumentText, preview, strip_fence
 from schemagen.parse.formats.base import ParsedCall, ParseReport
 
 _START = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
@@ -138,3 +139,130 @@ class PythonicParser:
 
 
 PARSER = PythonicParser()
+
+_KEYWORD = re.compile(r"\s*,?\s*([A-Za-z_]\w*)\s*=\s*")
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_ESCAPE_SIZES = {"x": 4, "u": 6, "U": 10}
+_QUOTES = "'\""
+
+
+class ArgumentStream(ArgumentText):
+    """The first call's keyword arguments as JSON text, while they stream (for the partials;
+    the final value is still read by :class:`PythonicParser` from the whole text). A string
+    value is passed on as it grows; any other value once it ends (at its ``,`` or ``)``),
+    read as a literal exactly as the parser reads it."""
+
+    @staticmethod
+    def find(text: str) -> int | None:
+        match = _START.search(text)
+        return None if match is None else match.start()
+
+    def __init__(self, schema: Any = None, name: str | None = None) -> None:
+        super().__init__("call")  # -> "keyword" -> "string" | "value" -> "keyword" ... -> "done"
+        self.quote = ""
+        self.scan = 0  # how far a non-string value has been scanned
+        self.depth: list[str] = []  # what closes the brackets and strings open in that value
+
+    def _step(self, out: list[str]) -> bool:
+        """Consume what can be consumed; False when more text is needed."""
+        buffer = self.buffer
+        if self.state == "call":
+            match = _START.search(buffer)
+            if match is None:
+                return False
+            self.buffer, self.state = buffer[match.end():], "keyword"
+            out.append("{")
+            return True
+        if self.state == "keyword":
+            if buffer.lstrip(" \t\r\n,").startswith(")"):
+                self.state, self.buffer = "done", ""
+                out.append("}")
+                return False
+            match = _KEYWORD.match(buffer)
+            if match is None or match.end() == len(buffer):
+                return False  # the value's first character decides how it is read
+            self.key, rest = match.group(1), buffer[match.end():]
+            if rest[0] in _QUOTES:
+                if len(rest) < 3 and rest == rest[0] * len(rest):
+                    return False  # "" or a triple quote, still arriving
+                if rest.startswith(rest[0] * 3):  # triple-quoted: read whole, as other values
+                    self.buffer, self.state, self.scan, self.depth = rest, "value", 0, []
+                    return True
+                self.quote, self.state, self.buffer = rest[0], "string", rest[1:]
+                out.append(self.member())
+            else:
+                self.buffer, self.state, self.scan, self.depth = rest, "value", 0, []
+            return True
+        if self.state == "string":
+            return self._string(out)
+        if self.state == "value":
+            return self._other(out)
+        return False
+
+    def _string(self, out: list[str]) -> bool:
+        """A string value: decode what is complete (escapes whole), pass it on."""
+        buffer, i = self.buffer, 0
+        while i < len(buffer):
+            ch = buffer[i]
+            if ch == self.quote:
+                out.append(self._decoded(buffer[:i]) + '"')
+                self.buffer, self.state = buffer[i + 1:], "keyword"
+                return True
+            if ch == "\\":
+                if i + 1 >= len(buffer):
+                    break
+                size = _ESCAPE_SIZES.get(buffer[i + 1], 2)
+                if buffer[i + 1] == "N":  # \N{NAME}
+                    close = buffer.find("}", i)
+                    size = close - i + 1 if close >= 0 else len(buffer) + 1 - i
+                if i + size > len(buffer):
+                    break
+                i += size
+                continue
+            i += 1
+        if i:
+            out.append(self._decoded(buffer[:i]))
+            self.buffer = buffer[i:]
+        return False
+
+    def _decoded(self, body: str) -> str:
+        try:
+            value = ast.literal_eval(self.quote + body + self.quote)
+        except (ValueError, SyntaxError):
+            value = body
+        return json.dumps(str(value))[1:-1]
+
+    def _other(self, out: list[str]) -> bool:
+        """Any other value: find its end (a ``,`` or ``)`` outside brackets and strings)."""
+        buffer, i, depth = self.buffer, self.scan, self.depth
+        while i < len(buffer):
+            ch = buffer[i]
+            if depth and depth[-1] in _QUOTES:
+                if ch == "\\":
+                    i += 2
+                    continue
+                if ch == depth[-1]:
+                    depth.pop()
+            elif ch in _QUOTES:
+                depth.append(ch)
+            elif ch in _CLOSERS:
+                depth.append(_CLOSERS[ch])
+            elif depth and ch == depth[-1]:
+                depth.pop()
+            elif not depth and ch in ",)":
+                self._emit(buffer[:i], out)
+                self.buffer, self.state = buffer[i:], "keyword"
+                return True
+            i += 1
+        self.scan = min(i, len(buffer))
+        return False
+
+    def _emit(self, source: str, out: list[str]) -> None:
+        expression = _parse_expression(source)
+        if expression is None:
+            return
+        try:
+            value = _literal(expression, [])
+        except _NotLiteral:
+            return
+        out.append(self.member(json.dumps(value)))

@@ -15,11 +15,14 @@ format puts on each side). Without a schema, values stay text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from schemagen.parse.formats._support import (
+    ArgumentText,
+    allowed_types,
     decode_json,
     parameters_schema,
     preview,
@@ -118,3 +121,102 @@ class Qwen3XMLParser:
 
 
 PARSER = Qwen3XMLParser()
+
+_OPEN_FUNCTION = re.compile(r"<function=([^>\n]*)>")
+_OPEN_PARAMETER = re.compile(r"<parameter=([^>\n]*)>")
+_VALUE_ENDS = ("</parameter>", "<parameter=", "</function>")
+
+
+def _held(text: str, ends: tuple[str, ...]) -> int:
+    """How many characters at the end of ``text`` could be the start of one of ``ends``."""
+    for size in range(min(len(text), max(map(len, ends)) - 1), 0, -1):
+        tail = text[-size:]
+        if any(end.startswith(tail) for end in ends):
+            return size
+    return 0
+
+
+class ArgumentStream(ArgumentText):
+    """The first function's parameters as JSON text, while they stream (for the partials;
+    the final value is still read by :class:`Qwen3XMLParser` from the whole text). String
+    parameters are passed on as they grow; other types once their ``</parameter>`` arrives,
+    typed by the schema as the parser types them."""
+
+    @staticmethod
+    def find(text: str) -> int | None:
+        at = text.find("<function=")
+        return None if at < 0 else at
+
+    def __init__(self, schema: Mapping[str, Any] | None = None, name: str | None = None) -> None:
+        root = parameters_schema(schema, name) if schema is not None else None
+        self.root: Mapping[str, Any] = root if isinstance(root, Mapping) else {}
+        properties = self.root.get("properties")
+        self.properties: Mapping[str, Any] = properties if isinstance(properties, Mapping) else {}
+        super().__init__("function")  # -> "between" -> "value" -> "between" ... -> "done"
+        self.as_text = False  # the value streams as a JSON string
+        self.fresh = True  # the value's first character is still to come (one newline is dropped)
+        self.raw = ""  # a typed value's text so far
+
+    def _step(self, out: list[str]) -> bool:
+        """Consume what can be consumed; False when more text is needed."""
+        buffer = self.buffer
+        if self.state == "function":
+            match = _OPEN_FUNCTION.search(buffer)
+            if match is None:
+                return False
+            self.buffer, self.state = buffer[match.end():], "between"
+            out.append("{")
+            return True
+        if self.state == "between":
+            match = _OPEN_PARAMETER.search(buffer)
+            end = buffer.find("</function>")
+            if end >= 0 and (match is None or end < match.start()):
+                self.state, self.buffer = "done", ""
+                out.append("}")
+                return False
+            if match is None:
+                return False
+            self._start(match.group(1).strip().strip("\"'"), out)
+            self.buffer = buffer[match.end():]
+            return True
+        if self.state != "value":
+            return False
+        if self.fresh:
+            if not buffer:
+                return False
+            self.fresh = False
+            if buffer.startswith("\n"):
+                buffer = self.buffer = buffer[1:]
+        found = [(at, tag) for tag in _VALUE_ENDS if (at := buffer.find(tag)) >= 0]
+        if found:
+            at, tag = min(found)
+            piece = buffer[:at]
+            self._value(piece[:-1] if piece.endswith("\n") else piece, out, last=True)
+            self.buffer = buffer[at + len(tag):] if tag == "</parameter>" else buffer[at:]
+            self.state = "between"
+            return True
+        keep = _held(buffer, _VALUE_ENDS)
+        if keep < len(buffer) and buffer[len(buffer) - keep - 1] == "\n":
+            keep += 1  # a newline just before the end tag is not part of the value
+        self._value(buffer[:len(buffer) - keep], out, last=False)
+        self.buffer = buffer[len(buffer) - keep:]
+        return False
+
+    def _start(self, key: str, out: list[str]) -> None:
+        prop = self.properties.get(key)
+        types = allowed_types(prop, self.root) if prop is not None else {"string"}
+        self.key, self.state, self.fresh, self.raw = key, "value", True, ""
+        self.as_text = types == {"string"}
+        if self.as_text:
+            out.append(self.member())
+
+    def _value(self, text: str, out: list[str], *, last: bool) -> None:
+        if self.as_text:
+            out.append(json.dumps(text)[1:-1] + ('"' if last else ""))
+            return
+        self.raw += text
+        if not last:
+            return
+        prop = self.properties.get(self.key)
+        value = type_text_value(self.raw, prop, self.root)[1] if prop is not None else self.raw
+        out.append(self.member(json.dumps(value, default=str)))

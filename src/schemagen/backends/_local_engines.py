@@ -281,7 +281,20 @@ class LLGuidanceEngine:
 # --------------------------------------------------------------------------- outlines_core
 
 
-class _OCState:
+class _NoDrafts:
+    """The draft checks of engines that can't make them: speculation is llguidance-only."""
+
+    def valid_prefix(self, tokens: list[int]) -> int:
+        return 0
+
+    def forced_bytes(self, after: list[int]) -> bytes:
+        return b""
+
+    def forced_along(self, tokens: list[int]) -> list[bool]:
+        return [False] * len(tokens)
+
+
+class _OCState(_NoDrafts):
     def __init__(self, guide: Any) -> None:
         self.g = guide
 
@@ -290,15 +303,6 @@ class _OCState:
 
     def accepts(self, token: int) -> bool:
         return bool(self.g.accepts_tokens([token]))
-
-    def valid_prefix(self, tokens: list[int]) -> int:
-        return 0  # no drafts: speculation is llguidance-only
-
-    def forced_bytes(self, after: list[int]) -> bytes:
-        return b""
-
-    def forced_along(self, tokens: list[int]) -> list[bool]:
-        return [False] * len(tokens)
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.g.write_mask_into(bitmask.ctypes.data, bitmask.size, bitmask.itemsize)
@@ -368,7 +372,7 @@ class OutlinesCoreEngine:
 # --------------------------------------------------------------------------- xgrammar
 
 
-class _XGRState:
+class _XGRState(_NoDrafts):
     def __init__(self, matcher: Any, vocab_size: int, eos: int) -> None:
         import torch
 
@@ -384,15 +388,6 @@ class _XGRState:
             self.m.rollback(1)
             return True
         return False
-
-    def valid_prefix(self, tokens: list[int]) -> int:
-        return 0  # no drafts: speculation is llguidance-only
-
-    def forced_bytes(self, after: list[int]) -> bytes:
-        return b""
-
-    def forced_along(self, tokens: list[int]) -> list[bool]:
-        return [False] * len(tokens)
 
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.fill_next_token_bitmask(self._buf.view(1, -1))

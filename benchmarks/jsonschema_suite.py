@@ -17,6 +17,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,19 +157,30 @@ class Tally:
         self.misses += other.misses
 
 
+def _compile_once(cache: dict[str, Any], schema: Any, compile_schema: Callable[[Any], Any],
+                  errors: type[Exception]) -> Any:
+    """``compile_schema(schema)`` once per distinct schema; an error it raises is kept (and
+    returned) in its place, so a refused schema is refused once."""
+    key = compact(schema)
+    if key not in cache:
+        try:
+            cache[key] = compile_schema(schema)
+        except errors as exc:
+            cache[key] = exc
+    return cache[key]
+
+
+def _spec_and_grammar(schema: Any) -> tuple[Any, Any]:
+    spec = build_tool(schema, strict=False)
+    return spec, grammar_for(spec)
+
+
 def _schemagen_verdicts(cases: list[Case]) -> Tally:
     tally = Tally()
     compiled: dict[str, Any] = {}
     for case in cases:
         tally.cases += 1
-        key = compact(case.schema)
-        if key not in compiled:
-            try:
-                spec = build_tool(case.schema, strict=False)
-                compiled[key] = (spec, grammar_for(spec))
-            except SchemagenError as exc:
-                compiled[key] = exc
-        entry = compiled[key]
+        entry = _compile_once(compiled, case.schema, _spec_and_grammar, SchemagenError)
         if isinstance(entry, Exception):
             tally.refused += 1
             continue
@@ -201,13 +213,8 @@ def _outlines_verdicts(cases: list[Case]) -> Tally:
     compiled: dict[str, Any] = {}
     for case in cases:
         tally.cases += 1
-        key = compact(case.schema)
-        if key not in compiled:
-            try:
-                compiled[key] = outlines_regex(case.schema)
-            except Exception as exc:  # outlines raises many types for schemas it can't compile
-                compiled[key] = exc
-        entry = compiled[key]
+        # Exception: outlines raises many types for schemas it can't compile
+        entry = _compile_once(compiled, case.schema, outlines_regex, Exception)
         if isinstance(entry, Exception):
             tally.refused += 1
             continue

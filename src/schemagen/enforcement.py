@@ -79,30 +79,8 @@ GRAMMAR_DROPPED = frozenset(
     }
 )
 #: keywords jsonschema (and pydantic) check; anything else carries no constraint
-VALIDATION_KEYWORDS = GRAMMAR_KEYWORDS | {
-    "multipleOf",
-    "uniqueItems",
-    "contains",
-    "minContains",
-    "maxContains",
-    "minProperties",
-    "maxProperties",
-    "patternProperties",
-    "propertyNames",
-    "dependentRequired",
-    "dependentSchemas",
-    "dependencies",
-    "if",
-    "then",
-    "else",
-    "not",
-    "allOf",
-    "oneOf",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-    "$dynamicRef",
-    "additionalItems",
-}
+#: (``$dynamicAnchor`` only names a place to resolve a ``$dynamicRef`` to)
+VALIDATION_KEYWORDS = GRAMMAR_KEYWORDS | (GRAMMAR_DROPPED - {"$dynamicAnchor"}) | {"oneOf", "additionalItems"}
 #: formats llguidance has a grammar for
 GRAMMAR_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"}

@@ -59,6 +59,11 @@ class GuideState(Protocol):
         :meth:`forced_tokens` that ``tokens`` follows); the state is left as it was."""
         ...
 
+    def stops_after(self, tokens: list[int]) -> bool:
+        """Whether consuming ``tokens`` ends the grammar (False where unsupported); the state is
+        left as it was."""
+        ...
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None: ...
 
     def consume(self, tokens: list[int]) -> None: ...
@@ -208,6 +213,14 @@ class _LLGState:
         self._check()
         return forced
 
+    def stops_after(self, tokens: list[int]) -> bool:
+        taken = int(self.m.try_consume_tokens(tokens))
+        stopped = taken == len(tokens) and bool(self.m.is_stopped())
+        if taken:
+            self.m.rollback(taken)
+        self._check()
+        return stopped
+
     def fill_bitmask(self, bitmask: np.ndarray) -> None:
         self.m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.size * bitmask.itemsize)
         self._check()
@@ -292,6 +305,9 @@ class _NoDrafts:
 
     def forced_along(self, tokens: list[int]) -> list[bool]:
         return [False] * len(tokens)
+
+    def stops_after(self, tokens: list[int]) -> bool:
+        return False
 
 
 class _OCState(_NoDrafts):

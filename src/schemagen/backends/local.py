@@ -606,7 +606,7 @@ class LocalBackend:
                 assert state is not None
                 forced = state.forced_tokens()[: max_tokens - len(out)]
                 if forced:
-                    stop = loop.take_forced(state, forced)
+                    stop = loop.take_forced(state, forced) or loop.finish_forced(state, max_tokens)
                     if stop or len(out) >= max_tokens:
                         finish = stop or finish
                         break
@@ -638,6 +638,12 @@ class LocalBackend:
                     break
             if len(out) >= max_tokens:
                 break
+            if fast_forward:
+                assert state is not None
+                stop = loop.finish_forced(state, max_tokens)
+                if stop:
+                    finish = stop
+                    break
             if drafter is not None:
                 assert state is not None
                 logits, pending, stop = loop.speculate(drafter, state, [token], max_tokens, fast_forward)
@@ -785,6 +791,14 @@ class _Loop:
         if state.is_stopped():
             return "stop"
         return REPETITION if self._looping(forced) else None
+
+    def finish_forced(self, state: GuideState, max_tokens: int) -> str | None:
+        """Where the grammar forces the rest of the output, take it with no forward pass (no
+        one would read its logits): the finish reason, or None where more is to come."""
+        forced = state.forced_tokens()[: max_tokens - len(self.out)]
+        if forced and state.stops_after(forced):
+            return self.take_forced(state, forced)
+        return None
 
     def take(self, state: GuideState | None, token: int) -> str | None:
         """Feed one chosen token; the finish reason if generation ends here."""

@@ -16,7 +16,7 @@ converted once into ~/.cache/schemagen) it prints, from one run:
   tokens each produces for the same object;
 * grounded extraction (every string a span of the text, the substring grammar) with
   copy-from-input speculation, and without it, against unconstrained decoding of the same
-  JSON (teacher-forced, one forward pass per token), on llama.cpp;
+  JSON (teacher-forced, one forward pass per token), on each runtime;
 * ratios against the targets: warm compile <= 1 ms, per-token overhead <= 5 %, tokens per
   extraction <= 0.8x Outlines' default, grounded extraction <= 0.6x unconstrained.
 
@@ -479,9 +479,8 @@ def bench_runtime(
 ) -> dict[str, Any]:
     print(f"\n=== {runtime} (SmolLM2-135M-Instruct) ===")
     b = load(runtime, runs, threads)
-    if runtime == "llama.cpp":  # speculation needs llama.cpp's per-position logits
-        measure_grounded(b)
-        print_grounded(b)
+    measure_grounded(b)
+    print_grounded(b)
     if grounded_only:
         return b.res
     measure_compile(b)
@@ -541,15 +540,16 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures as JSON")
     parser.add_argument("--replot", default=None, help="only redraw --plot from a --json file")
     parser.add_argument("--grounded-only", action="store_true",
-                        help="only the grounded extraction figures (llama.cpp), a short run")
+                        help="only the grounded extraction figures, a short run")
     args = parser.parse_args()
     if args.replot:
         with open(args.replot) as fh:
             plot(json.load(fh), args.plot or "local_per_token.png")
         return
     results = [bench_runtime("llama.cpp", args.runs, args.threads, args.grounded_only)]
-    if not args.no_transformers and not args.grounded_only:
-        results.append(bench_runtime("transformers", args.runs_transformers, args.threads))
+    if not args.no_transformers:
+        results.append(
+            bench_runtime("transformers", args.runs_transformers, args.threads, args.grounded_only))
     if args.plot:
         plot(results, args.plot)
     if args.json:

@@ -1,6 +1,6 @@
 """Grounded constrained extraction vs unconstrained generation of as many tokens, side by side.
 
-    PYTHONPATH=src python benchmarks/grounded_speed.py [--runs 3]
+    PYTHONPATH=src python benchmarks/grounded_speed.py [--runs 3] [--runtime transformers] [--threads N]
 
 On the quick-start invoice (examples/invoice.py, its Quote fields and worked example): the
 local backend's generation time (``raw["generate_ms"]``, prompt evaluation excluded) for
@@ -34,14 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runtime", choices=["llama.cpp", "transformers"], default="llama.cpp")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the backend's)")
     args = parser.parse_args()
     spec_ = importlib.util.spec_from_file_location("invoice", ROOT / "examples" / "invoice.py")
     assert spec_ is not None and spec_.loader is not None
     example: Any = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(example)
     text = (ROOT / "examples" / "invoice.txt").read_text()
-    backend = LocalBackend(speculate=True)
-    nospec = LocalBackend(speculate=False)
+    opts: dict[str, Any] = {"runtime": args.runtime, "device": "cpu", "n_threads": args.threads}
+    backend = LocalBackend(**opts, speculate=True)
+    nospec = LocalBackend(**opts, speculate=False)
+    print(f"{args.runtime}, {backend.device}, threads: {args.threads or 'default'}")
     run = schemagen.Client(backend=backend, examples=example.EXAMPLES).start(example.Invoice, text)
     prompt = run.next_request().body["prompt"]
     spec = run.spec

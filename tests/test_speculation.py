@@ -99,3 +99,58 @@ def test_speculation_changes_nothing_but_the_forward_passes(
     assert fast.raw["drafted_tokens"] >= fast.raw["accepted_tokens"]
     assert fast.raw["decode_steps"] < plain.raw["decode_steps"]
     assert plain.raw["drafted_tokens"] == 0
+
+
+@pytest.mark.local
+def test_a_forced_ending_costs_no_forward_pass(backends: dict[tuple[bool, bool], Any]) -> None:
+    # Once the model picks "p", the grammar forces 'ending"}' to the end: nothing reads the
+    # logits after it, so only the forced '{"status":"' is fed before the choice.
+    backend = backends[True, False]
+    schema = {"type": "object", "properties": {"status": {"enum": ["shipped", "pending"]}},
+              "required": ["status"]}
+    req = Request("completions", {"prompt": "Order 7 is still pending.\nJSON:", "max_tokens": 20},
+                  constraint=schema)
+    completion = backend.complete(req)
+    assert completion.text == '{"status":"pending"}'
+    assert completion.raw["decode_steps"] == 1
+    state = backend.compiled_grammar(schema)[0].new_state()
+    tokens = backend._runtime.tokenize('{"status":"pending"}', prompt=False)
+    assert state.stops_after(tokens) and not state.stops_after(tokens[:-1])
+    assert state.valid_prefix(tokens) == len(tokens)  # the peek left the state where it was
+
+
+@pytest.mark.transformers
+def test_speculation_on_transformers_changes_nothing_but_the_forward_passes() -> None:
+    from tests.test_local import require_transformers
+
+    require_transformers()
+    from schemagen.backends.local import LocalBackend
+
+    on = LocalBackend(runtime="transformers", device="cpu", n_threads=1, compact=True, speculate=True)
+    off = LocalBackend(runtime="transformers", device="cpu", n_threads=1, compact=True)
+    text = TEXTS[0]
+    schema = mark(Person.model_json_schema(), all_strings(Person.model_json_schema()))
+    req = Request("completions", {"prompt": render(on, text), "max_tokens": 40}, constraint=schema,
+                  source_text=text)
+    fast, plain = on.complete(req), off.complete(req)
+    assert fast.text == plain.text
+    person = Person.model_validate_json(fast.text)
+    assert person.name in text and person.city in text
+    assert 0 < fast.raw["accepted_tokens"] <= fast.raw["drafted_tokens"]
+    assert fast.raw["decode_steps"] < plain.raw["decode_steps"]
+
+    # the runtime's batch: one row per asked position, equal to feeding one token at a time;
+    # a rewind forgets the rejected tail
+    rt = on._runtime
+    prompt, more = rt.tokenize(text), rt.tokenize(" Berlin, Germany", prompt=False)
+    rt.start(prompt)
+    one_by_one = [rt.step([t]) for t in more]
+    rt.start(prompt)
+    rows = rt.step_all(more, [0, len(more) - 1])
+    assert rows.shape == (2, rt.vocab_size)
+    assert int(rows[0].argmax()) == int(one_by_one[0].argmax())
+    assert int(rows[1].argmax()) == int(one_by_one[-1].argmax())
+    rt.rewind(len(more) - 1)
+    again = rt.step(more[1:])
+    assert int(again.argmax()) == int(one_by_one[-1].argmax())
+    assert abs(float(again.max()) - float(one_by_one[-1].max())) < 1e-3

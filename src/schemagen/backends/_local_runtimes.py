@@ -342,7 +342,8 @@ class TransformersRuntime(Runtime):
     def detokenize(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=False))
 
-    def _forward(self, tokens: list[int]) -> np.ndarray:
+    def _forward(self, tokens: list[int], rows: list[int] | None = None) -> np.ndarray:
+        """Logits after the last of ``tokens``, or after each of ``rows`` (a row each)."""
         torch = self._torch
         from transformers import DynamicCache
 
@@ -351,9 +352,11 @@ class TransformersRuntime(Runtime):
         with torch.inference_mode():
             ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
             cache_arg = {"cache" if self._v5 else "past_key_values": self._cache}
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache_arg)
+            # the lm_head runs on the kept positions only
+            keep = 1 if rows is None else torch.tensor(rows, dtype=torch.long, device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **cache_arg)
         self._tokens.extend(tokens)
-        logits: np.ndarray = out.logits[0, -1].float().cpu().numpy()
+        logits: np.ndarray = (out.logits[0, -1] if rows is None else out.logits[0]).float().cpu().numpy()
         return logits
 
     def start(self, prompt_ids: list[int]) -> tuple[np.ndarray, int]:
@@ -372,6 +375,16 @@ class TransformersRuntime(Runtime):
 
     def step(self, tokens: list[int]) -> np.ndarray:
         return self._forward(tokens)
+
+    can_draft = True
+
+    def step_all(self, tokens: list[int], rows: list[int]) -> np.ndarray:
+        return self._forward(tokens, rows)
+
+    def rewind(self, n: int) -> None:
+        if n > 0:
+            self._cache.crop(-n)  # a negative count removes that many (transformers 4 and 5)
+            del self._tokens[-n:]
 
     def outlines_model(self) -> Any:
         if self._outlines_model is None:

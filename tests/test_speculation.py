@@ -56,6 +56,13 @@ def test_a_string_starts_at_a_word() -> None:
     assert continuation(src, b'"phone":"+') == (b"34 612 345 678", True)
 
 
+def test_a_number_starts_at_a_word_too() -> None:
+    src = source_bytes("INVOICE INV-2024-0117\n1 x Box of nails    @  4.75\nTOTAL DUE: 29.75 EUR")
+    # '4' after ': ' starts a value: the 4 of 2024 is no place for it
+    assert continuation(src, b'"unit_price": 4') == (b".75", True)
+    assert continuation(src, b'"total": 29') == (b".75 EUR", True)
+
+
 def test_draft_tokens_and_cut_words() -> None:
     ids, whole = draft(SOURCE, b'"maria', by_word, max_tokens=16)
     assert ids == by_word(b".garcia@example.com") and whole
@@ -99,6 +106,34 @@ def test_speculation_changes_nothing_but_the_forward_passes(
     assert fast.raw["drafted_tokens"] >= fast.raw["accepted_tokens"]
     assert fast.raw["decode_steps"] < plain.raw["decode_steps"]
     assert plain.raw["drafted_tokens"] == 0
+
+
+@pytest.mark.local
+def test_a_copied_number_is_closed_where_the_grammar_cuts_the_copy(
+    backends: dict[tuple[bool, bool], Any],
+) -> None:
+    from schemagen.backends.local import _Drafter
+
+    backend = backends[True, True]
+    text = "Order 12 from Acme Tools. TOTAL DUE: 29.75 EUR"
+    schema = {"type": "object", "properties": {"total": {"type": "number"}, "vendor": {"type": "string"}},
+              "required": ["total", "vendor"]}
+    grammar = backend._grammar_for(Request("completions", {"prompt": "", "max_tokens": 9},
+                                           constraint=mark(schema, all_strings(schema)), source_text=text))[0]
+    rt = backend._runtime
+    drafter = _Drafter(text, backend._engine().tokenizer, spaced=False)
+    drafter.budget = drafter.MAX_DRAFT
+
+    def draft_after(written: str) -> str:
+        state = grammar.new_state()
+        out = rt.tokenize(written, prompt=False)
+        state.consume(out)
+        return rt.detokenize(drafter.propose(state, out, 40))
+
+    # " EUR" can't follow a number: the copy ends there, and so does the value
+    assert draft_after('{"total":2') == '9.75,"vendor":"'
+    # one digit of "12" where "29.75" was meant is too little to close on
+    assert draft_after('{"total":1') == "2"
 
 
 @pytest.mark.local

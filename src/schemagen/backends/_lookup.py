@@ -47,13 +47,15 @@ def continuation(source: bytes, tail: bytes, *, min_match: int = MIN_MATCH) -> t
 
     Where that suffix occurs more than once, only the continuation all occurrences share is
     returned: the written bytes then pick no single place, and a draft beyond the shared part
-    would be a guess. A suffix that starts a string (right after a ``"``) only counts where it
-    starts a word. The continuation stops where a value most likely ends (see ``_END``).
+    would be a guess. A suffix that starts a word in the output (after a ``"``, a space, a
+    ``:``: a string or a number begins there) only counts where it starts a word in the
+    source. The continuation stops where a value most likely ends (see ``_END``).
     """
     tail = tail[-TAIL:]
     for size in range(len(tail), min_match - 1, -1):
         needle = tail[-size:]
-        places = _places(source, needle, tail[-size - 1: -size] == b'"')
+        before = tail[-size - 1: -size]
+        places = _places(source, needle, bool(before) and not before.isalnum())
         first = next(places, None)
         if first is None:
             continue

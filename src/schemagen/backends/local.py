@@ -862,6 +862,7 @@ class _Drafter:
         self.spaced = spaced
         (self.quote,) = tokenizer.tokenize_bytes(b'"')
         (self.space,) = tokenizer.tokenize_bytes(b" ")
+        self.closers = [(closer, tokenizer.tokenize_bytes(closer)[0]) for closer in (b'"', b",", b"}", b"]")]
         self.budget = self.FIRST_COPY
 
     def learn(self, drafted: int, kept: int) -> None:
@@ -901,14 +902,25 @@ class _Drafter:
         ids = self._pieces(fixed)[:room]
         copied, whole = draft(self.source, written + fixed, self.tokenizer.tokenize_bytes,
                               max_tokens=min(room - len(ids), self.budget))
+        copy_from = len(ids)
         ids += copied
         n = state.valid_prefix(ids) if ids else 0
-        if n < len(ids):
-            return ids[:n]
-        if whole and n < room:  # the copy ends a value (maybe right here): close the string
-            after = self._fixed(state, [*ids, self.quote], b'"')
-            if after:
-                closed = ids + self._pieces(b'"' + after)[: room - n]
+        # The text goes on where the value can't (" EUR" after 29.75): past a copy of some
+        # length (not one digit of "12.50" where the value is an integer) the value ends there.
+        ends = n - copy_from >= 2 if n < len(ids) else whole
+        ids = ids[:n]
+        if ends and n < room:  # the copy most likely ends a value
+            return self._closed(state, ids, room)
+        return ids
+
+    def _closed(self, state: GuideState, ids: list[int], room: int) -> list[int]:
+        """``ids`` with the value closed after them: a string's quote, else (a number) the
+        first of ``,`` ``}`` ``]`` the grammar takes, and what the grammar then fixes."""
+        for closer, token in self.closers:
+            probe = [*ids, token]
+            if state.valid_prefix(probe) == len(probe):
+                after = self._fixed(state, probe, closer)
+                closed = ids + self._pieces(closer + after)[: room - len(ids)]
                 return closed[: state.valid_prefix(closed)]
         return ids
 

@@ -172,15 +172,19 @@ def canonical_schema(schema: dict[str, Any]) -> str:
 class _LLGState:
     def __init__(self, matcher: Any) -> None:
         self.m = matcher
+        self._forced: list[int] | None = None  # forced_tokens() until the next consume()
 
     def _check(self) -> None:
         if self.m.is_error():
             raise ConstraintError(f"llguidance matcher failed: {self.m.get_error()}")
 
     def forced_tokens(self) -> list[int]:
-        tokens: list[int] = self.m.compute_ff_tokens()
-        self._check()
-        return tokens
+        # asked twice per chosen token (may the output end here? then at the loop's top);
+        # the peeks below roll back, so only consume() moves the state
+        if self._forced is None:
+            self._forced = list(self.m.compute_ff_tokens())
+            self._check()
+        return self._forced
 
     def accepts(self, token: int) -> bool:
         return bool(self.m.validate_tokens([token]) == 1)
@@ -226,6 +230,7 @@ class _LLGState:
         self._check()
 
     def consume(self, tokens: list[int]) -> None:
+        self._forced = None
         if not self.m.consume_tokens(tokens):
             raise ConstraintError(f"llguidance rejected tokens {tokens}: {self.m.get_error()}")
 

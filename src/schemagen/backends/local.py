@@ -863,8 +863,8 @@ class _Drafter:
         self.source = source_bytes(text)
         self.tokenizer = tokenizer
         self.spaced = spaced
-        (self.quote,) = tokenizer.tokenize_bytes(b'"')
         (self.space,) = tokenizer.tokenize_bytes(b" ")
+        # a string's end, else a number's
         self.closers = [(closer, tokenizer.tokenize_bytes(closer)[0]) for closer in (b'"', b",", b"}", b"]")]
         self.budget = self.FIRST_COPY
 

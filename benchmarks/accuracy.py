@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/accuracy.py [--limit 12] [--schemas Invoice,Person]
         [--only schemagen,grounded,outlines,instructor] [--base-url http://127.0.0.1:8080/v1]
-        [--plot docs/accuracy.png] [--json results.json]
+        [--plot docs/accuracy.png] [--json results.json] [--threads 2]
 
 Same GGUF for everyone (SmolLM2-135M-Instruct, the embedded model), greedy decoding, the same
 Pydantic schemas and texts (benchmarks/data/: cases.jsonl, schemas.py; >= 40 texts, 9 schemas
@@ -53,11 +53,14 @@ def made_up(case: dict[str, Any], value: dict[str, Any] | None) -> tuple[int, in
 
 
 def run_schemagen(
-    cases: list[dict[str, Any]], grounded: bool, compact: bool | None = None,
+    cases: list[dict[str, Any]], grounded: bool, compact: bool | None = None, threads: int | None = None,
 ) -> list[dict[str, Any] | None]:
     from schemagen.backends.local import LocalBackend
 
-    backend = LocalBackend() if compact is None else LocalBackend(compact=compact)
+    options: dict[str, Any] = {"n_threads": threads}
+    if compact is not None:
+        options["compact"] = compact
+    backend = LocalBackend(**options)
     out: list[dict[str, Any] | None] = []
     for case in cases:
         try:
@@ -69,7 +72,7 @@ def run_schemagen(
     return out
 
 
-def run_outlines(cases: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+def run_outlines(cases: list[dict[str, Any]], threads: int | None = None) -> list[dict[str, Any] | None]:
     import numba  # noqa: F401  (Outlines' default backend needs it, else generation is unconstrained)
     import outlines
     from llama_cpp import Llama
@@ -78,7 +81,7 @@ def run_outlines(cases: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
     from schemagen.models import default_local_model_path
 
     llm = Llama(model_path=str(default_local_model_path()), n_ctx=4096, verbose=False,
-                n_threads=max(1, (os.cpu_count() or 2) // 2))
+                n_threads=threads or max(1, (os.cpu_count() or 2) // 2))
     model = outlines.from_llamacpp(llm)
     out: list[dict[str, Any] | None] = []
     for case in cases:
@@ -156,6 +159,9 @@ def main() -> None:
     parser.add_argument("--base-url", default=os.environ.get("SCHEMAGEN_TEST_LLAMA_URL"))
     parser.add_argument("--plot", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads for schemagen and Outlines (default: half the cores, "
+                        "as both do)")
     parser.add_argument("--results", default=None,
                         help="also write the docs home page's accuracy.json (benchmarks/plots.py) here")
     parser.add_argument("--merge", nargs="*", default=None,
@@ -172,11 +178,11 @@ def main() -> None:
     cases = load_cases(set(args.schemas.split(",")) if args.schemas else None, args.limit)
     only = args.only.split(",")
     runners = {
-        "schemagen": lambda: run_schemagen(cases, grounded=False),
-        "grounded": lambda: run_schemagen(cases, grounded=True),
-        "compact": lambda: run_schemagen(cases, grounded=False, compact=True),
-        "grounded-compact": lambda: run_schemagen(cases, grounded=True, compact=True),
-        "outlines": lambda: run_outlines(cases),
+        "schemagen": lambda: run_schemagen(cases, grounded=False, threads=args.threads),
+        "grounded": lambda: run_schemagen(cases, grounded=True, threads=args.threads),
+        "compact": lambda: run_schemagen(cases, grounded=False, compact=True, threads=args.threads),
+        "grounded-compact": lambda: run_schemagen(cases, grounded=True, compact=True, threads=args.threads),
+        "outlines": lambda: run_outlines(cases, args.threads),
         "instructor": lambda: run_instructor(cases, args.base_url) if args.base_url else None,
     }
     rows = []

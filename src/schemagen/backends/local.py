@@ -59,7 +59,7 @@ from schemagen.backends._local_runtimes import (
 )
 from schemagen.backends._lookup import draft, source_bytes
 from schemagen.chunks import Delta
-from schemagen.engine.repetition import REPETITION, RepetitionGuard
+from schemagen.engine.repetition import REPETITION, RepeatedRun, RepetitionGuard
 from schemagen.errors import ConfigurationError, ContextOverflowError, SchemaError
 from schemagen.exchange import Completion, Endpoint, Request, Usage
 from schemagen.grounding import has_marker
@@ -708,6 +708,7 @@ class _Loop:
                  guard: RepetitionGuard | None, no_repeat: int,
                  on_text: Callable[[str], None] | None = None) -> None:
         self.rt, self.bitmask, self.engine, self.eog, self.guard = rt, bitmask, engine, eog, guard
+        self.repeats = RepeatedRun()  # an exact loop, about one unit in (the guard waits for four)
         self.no_repeat = no_repeat
         self.on_text = on_text
         self.shown = 0  # characters of the output already handed to on_text
@@ -767,7 +768,10 @@ class _Loop:
         return rows.get(i, logits[-1]), choice, stop
 
     def _looping(self, tokens: list[int]) -> bool:
-        return self.guard is not None and self.guard.feed(self.rt.detokenize(tokens))
+        if self.guard is None:
+            return False
+        repeated = any([self.repeats.feed(token) for token in tokens])  # a list: feed them all
+        return self.guard.feed(self.rt.detokenize(tokens)) or repeated
 
     def _emit(self) -> None:
         """Streaming: the text so far, less a multi-byte character cut in half."""

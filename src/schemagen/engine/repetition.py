@@ -10,6 +10,8 @@ must hold at least ``NEAR_LETTERS`` letters, so lists of dates, rooms or codes p
 Other near-repeats are left to the token bound. Backends that see the output grow
 (streaming HTTP, local generation) feed it to a :class:`RepetitionGuard` and stop
 when it fires; the engine then raises ``TruncatedError(reason="repetition")``.
+Backends that see token ids (local generation) also feed a :class:`RepeatedRun`, which
+notices an exact loop after about one repeat of its unit rather than four.
 """
 
 from __future__ import annotations
@@ -135,3 +137,34 @@ class RepetitionGuard:
                 max_period=self.max_period, numbered=self.numbered,
             )
         return self.found is not None
+
+
+@dataclass
+class RepeatedRun:
+    """Token-level loop check: ``feed(token)`` is True once ``run`` tokens in a row each
+    complete an ``n``-gram the output already had at least ``n`` tokens earlier, that is once
+    the last ``run + n - 1`` tokens repeat earlier ones exactly, in a unit of ``n`` tokens or
+    more.
+
+    A greedy model that has entered a loop repeats its unit token for token, so this fires
+    about one unit after the loop starts, where :class:`RepetitionGuard` waits for four
+    repeats and 160 characters. Honest JSON repeats its structure (``", "quantity": ``) but
+    not ``run + n - 1`` tokens of it in a row: a value differs first. Short units (``0, 0,
+    0``) are left to :class:`RepetitionGuard`, which lets short honest patterns pass.
+    """
+
+    n: int = 8
+    run: int = 32
+    _tokens: list[int] = field(default_factory=list, repr=False)
+    _last: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)  # n-gram -> where it ended
+    _streak: int = field(default=0, repr=False)
+
+    def feed(self, token: int) -> bool:
+        self._tokens.append(token)
+        end = len(self._tokens)
+        if end >= self.n:
+            gram = tuple(self._tokens[-self.n:])
+            before = self._last.get(gram)
+            self._streak = self._streak + 1 if before is not None and end - before >= self.n else 0
+            self._last[gram] = end
+        return self._streak >= self.run

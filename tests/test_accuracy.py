@@ -7,6 +7,7 @@ server (the shared one when SCHEMAGEN_TEST_LLAMA_URL is set).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -199,6 +200,12 @@ def test_loop_is_retried_once_without_repeating_itself(local_backend: Any) -> No
     assert second.finish_reason in ("stop", "length")
     if second.finish_reason == "stop":
         json.loads(second.text)  # complete JSON
+    # a reask after a loop (avoid_loops): the no-repeat rule from the start, one generation,
+    # the same tokens as the retry above
+    third = local_backend.complete(dataclasses.replace(request, avoid_loops=True))
+    assert "retried_after_tokens" not in third.raw
+    assert any("the last answer looped" in n and f"capped at {cap}" in n for n in third.notes)
+    assert third.text == second.text and third.finish_reason == second.finish_reason
 
 
 def test_a_loop_retry_caps_free_strings_only() -> None:

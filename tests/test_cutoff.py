@@ -82,3 +82,14 @@ def test_on_truncation_reask_with_retries_0_makes_its_one_reask() -> None:
     assert second.body["messages"] != first.body["messages"]
     with pytest.raises(TruncatedError):  # and only one
         r.receive(call('{"items": ["a"', finish="length"))
+
+
+@pytest.mark.parametrize("finish", ["repetition", "length"])
+def test_a_reask_after_a_loop_asks_the_backend_to_avoid_loops(finish: str) -> None:
+    r = run(on_truncation="reask", max_tokens=50)
+    assert r.next_request().avoid_loops is False
+    r.receive(call('{"items": ["a", "a", "a", "a"', finish=finish))
+    reask = r.next_request()
+    # a loop is a fact about this input: the local backend then generates with its no-repeat
+    # rule from the start instead of looping once more first; running out of room is not a loop
+    assert reask.avoid_loops is (finish == "repetition")

@@ -87,7 +87,9 @@ class Request:
     ``/v1/completions`` (endpoint="completions"). ``constraint`` is a JSON schema the
     output must match, for backends that enforce one themselves (local generation).
     ``source_text`` is the input text, sent with a constraint: grounded strings are spans of it,
-    and it bounds free strings when a local answer that looped is retried.
+    and it bounds free strings when a local answer that looped is retried. ``avoid_loops`` marks
+    a reask after an answer the repetition guard stopped: a backend that can rule repeats out
+    (the local one) does so from the start instead of looping again first.
     """
 
     endpoint: Endpoint
@@ -97,6 +99,7 @@ class Request:
     #: (the query), ``timeout`` (from ``extra_headers=``, ``extra_query=``, ``timeout=``).
     options: dict[str, Any] = field(default_factory=dict)
     source_text: str | None = None
+    avoid_loops: bool = False
 
     @property
     def max_tokens(self) -> int | None:

@@ -399,23 +399,26 @@ class LocalBackend:
         if grounded and speculate and job.temperature <= 0.0 and self._runtime.can_draft:
             drafter = _Drafter(request.source_text or "", self._engine().tokenizer, spaced=not self.compact)
         notes: list[str] = []
-        out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text,
-                                                                drafter=drafter)
-        if (finish in (REPETITION, "length") and grammar is not None and self.loop_retry
-                and job.temperature <= 0.0):
-            # A greedy constrained answer that loops loops the same way every time: retry once with
-            # no repeated n-gram of sampled tokens, which can't retrace that loop.
-            notes.append(f"the first answer was stopped ({finish}, {len(out_ids)} tokens): retried once "
-                         f"with no repeated {NO_REPEAT_NGRAM}-gram of chosen tokens")
-            first_tokens = len(out_ids)
-            retry_grammar = grammar
-            if not grounded and request.source_text and isinstance(request.constraint, dict):
-                # a value can run on inside its quotes too: on the retry no free string outgrows the text
-                limit = string_cap(request.source_text)
-                retry_grammar = self.compiled_grammar(cap_strings(request.constraint, limit))[0]
-                notes[-1] += f", free strings capped at {limit} characters"
+        # A greedy constrained answer that loops loops the same way every time: it is retried once
+        # with no repeated n-gram of chosen tokens, which can't retrace that loop.
+        loop_rule = grammar is not None and self.loop_retry and job.temperature <= 0.0
+        if loop_rule and request.avoid_loops:  # the last answer looped: no need to see it again
+            assert grammar is not None
+            no_loops, how = self._no_loop_grammar(request, grammar, grounded)
+            notes.append(f"the last answer looped: generated {how} from the start")
             out_ids, finish, counters, text, prompt_ids = self._run(
-                job, retry_grammar, no_repeat=NO_REPEAT_NGRAM, drafter=drafter)
+                job, no_loops, no_repeat=NO_REPEAT_NGRAM, on_text=on_text, drafter=drafter)
+        else:
+            out_ids, finish, counters, text, prompt_ids = self._run(job, grammar, on_text=on_text,
+                                                                    drafter=drafter)
+        if loop_rule and not request.avoid_loops and finish in (REPETITION, "length"):
+            assert grammar is not None
+            first_tokens = len(out_ids)
+            no_loops, how = self._no_loop_grammar(request, grammar, grounded)
+            notes.append(f"the first answer was stopped ({finish}, {first_tokens} tokens): "
+                         f"retried once {how}")
+            out_ids, finish, counters, text, prompt_ids = self._run(
+                job, no_loops, no_repeat=NO_REPEAT_NGRAM, drafter=drafter)
             counters["retried_after_tokens"] = first_tokens
         raw = self._raw(counters, out_ids, finish, started=started, compile_s=compile_s,
                         cache_hit=cache_hit, constrained=grammar is not None)
@@ -425,6 +428,18 @@ class LocalBackend:
             cached_tokens=counters["cached_prompt_tokens"], requests=1,
         )
         return Completion(content=text, finish_reason=finish, usage=usage, raw=raw, notes=tuple(notes))
+
+    def _no_loop_grammar(
+        self, request: Request, grammar: CompiledGrammar, grounded: bool,
+    ) -> tuple[CompiledGrammar, str]:
+        """The grammar of a generation that must not loop, and how it is held to that."""
+        how = f"with no repeated {NO_REPEAT_NGRAM}-gram of chosen tokens"
+        if grounded or not request.source_text or not isinstance(request.constraint, dict):
+            return grammar, how
+        # a value can run on inside its quotes too: then no free string outgrows the text
+        limit = string_cap(request.source_text)
+        return self.compiled_grammar(cap_strings(request.constraint, limit))[0], \
+            how + f", free strings capped at {limit} characters"
 
     def _grammar_for(self, request: Request) -> tuple[CompiledGrammar | None, bool, float, bool]:
         """(grammar, from cache?, compile seconds, grounded in the grammar?) for a request."""

@@ -214,6 +214,7 @@ class ExtractionRun(Generic[T]):
         self._reask: _Failure | None = None
         self._truncation_reasked = False
         self._bound_raised = False
+        self._looped = False  # an answer was stopped by the repetition guard: later ones avoid loops
         self._started = 0.0
 
     # ------------------------------------------------------------ request side
@@ -315,6 +316,8 @@ class ExtractionRun(Generic[T]):
             # below holds anyway. The text also bounds a loop retry's free strings.
             constraint = mark(request.constraint, self.grounded) if self.grounded else request.constraint
             request = dataclasses.replace(request, constraint=constraint, source_text=self.text)
+        if self._looped:
+            request = dataclasses.replace(request, avoid_loops=True)
         self.preflight(request)
         self._check_budgets(request)
         record = AttemptRecord(number=len(self.trace.attempts) + 1, request=request, mode=self.mode.name,
@@ -634,6 +637,7 @@ class ExtractionRun(Generic[T]):
         if (self.settings.on_truncation == "reask" and not self._truncation_reasked) or evidence:
             self._truncation_reasked = True
             self._bound_raised = reason == "length"
+            self._looped = reason == REPETITION
             what = ("repeated itself" if reason == REPETITION else "stopped early" if mislabelled
                     else f"reached max_tokens={max_tokens}")
             self._reask = _Failure(partial or "{}", (

@@ -207,4 +207,4 @@ def test_without_the_package_nothing_is_imported_and_explicit_telemetry_says_wha
 
 def test_new_names_are_exported() -> None:
     assert {"Hooks", "HookEvent", "Telemetry"} <= set(schemagen.__all__)
-    assert schemagen.__version__ == "0.3.0"
+    assert schemagen.__version__ == "0.4.0"

@@ -53,7 +53,7 @@ from schemagen.streaming import AsyncPartialStream, PartialStream
 from schemagen.tokens import count_tokens
 from schemagen.trace import AttemptRecord, Trace
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "APIConnectionError",

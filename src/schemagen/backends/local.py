@@ -438,8 +438,8 @@ class LocalBackend:
             return grammar, how
         # a value can run on inside its quotes too: then no free string outgrows the text
         limit = string_cap(request.source_text)
-        return self.compiled_grammar(cap_strings(request.constraint, limit))[0], \
-            how + f", free strings capped at {limit} characters"
+        capped = self.compiled_grammar(cap_strings(request.constraint, limit))[0]
+        return capped, f"{how}, free strings capped at {limit} characters"
 
     def _grammar_for(self, request: Request) -> tuple[CompiledGrammar | None, bool, float, bool]:
         """(grammar, from cache?, compile seconds, grounded in the grammar?) for a request."""
